@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` and `make test`. Everything else helps them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB ?= demo.db
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo test test-sqlite test-postgres lint format schema bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the service on a fresh SQLite file with demo data, GraphiQL at /graphql.
+demo: $(STAMP)
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	CREDITLENS_DATABASE_URL=sqlite+aiosqlite:///./$(DEMO_DB) \
+		$(BIN)/creditlens serve --demo --host $(HOST) --port $(PORT)
+
+## Lint, then the whole suite on SQLite and on PostgreSQL.
+test: $(STAMP) lint test-sqlite test-postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-sqlite: $(STAMP)
+	$(BIN)/pytest
+
+test-postgres: $(STAMP)
+	scripts/ensure-postgres
+	CREDITLENS_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Regenerate schema.graphql from the code.
+schema: $(STAMP)
+	$(BIN)/python -m graphql_schema.export > schema.graphql
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache $(DEMO_DB)*

@@ -1,0 +1,1 @@
+"""creditlens: where do our API credits go?"""

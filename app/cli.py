@@ -1,0 +1,307 @@
+"""The ``creditlens`` command: serve, migrate, ingest, and manage organizations and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.clock import system_clock
+from app.settings import Settings
+from db import migrate as migrations
+from db.engine import create_engine, writing
+from db.queries.directory import create_organization, create_user, find_organization
+from db.queries.tokens import INGEST_SCOPE, USER_SCOPE, create_token, revoke_token
+
+T = TypeVar("T")
+PLANS = ("FREE", "STARTER", "PRO", "ENTERPRISE")
+
+cli = typer.Typer(help="creditlens: where do our API credits go?", no_args_is_help=True)
+org_cli = typer.Typer(help="Organizations.", no_args_is_help=True)
+user_cli = typer.Typer(help="Users of an organization.", no_args_is_help=True)
+token_cli = typer.Typer(help="Access tokens.", no_args_is_help=True)
+rollups_cli = typer.Typer(help="Rollup tables.", no_args_is_help=True)
+cli.add_typer(org_cli, name="org")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+cli.add_typer(rollups_cli, name="rollups")
+
+
+def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    settings = Settings()
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(engine, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _emit(as_json: bool, payload: dict[str, object], text: str) -> None:
+    typer.echo(json.dumps(payload) if as_json else text)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database (CREDITLENS_DATABASE_URL) to the newest schema."""
+    settings = Settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo(f"database at revision {migrations.head_revision()}")
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    demo: bool = typer.Option(False, "--demo", help="Migrate and load demo data if empty."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+) -> None:
+    """Serve the API (GraphiQL at /graphql)."""
+    import uvicorn
+
+    settings = Settings()
+    migrations.upgrade(settings.database_url)
+    if demo:
+        from app.demo import load_demo
+
+        async def seed(engine: AsyncEngine, settings: Settings) -> None:
+            async with engine.connect() as conn:
+                existing = await find_organization(conn, ref="acme")
+            if existing is not None:
+                typer.echo("demo data already loaded; tokens were printed when it was made")
+                return
+            tokens = await load_demo(
+                engine, now=system_clock(), pepper=settings.token_pepper.get_secret_value()
+            )
+            typer.echo(
+                "\nDemo data loaded. Tokens (shown once):\n"
+                f"  admin of Acme (PRO plan)   {tokens.admin}\n"
+                f"  member of Acme             {tokens.member}\n"
+                f"  admin of Hobby (FREE plan) {tokens.free_admin}\n"
+                f"  ingest                     {tokens.ingest}\n"
+                f"\nGraphiQL: http://{host}:{port}/graphql  (add the header "
+                '{"Authorization": "Bearer <token>"})\n'
+            )
+
+        _run(seed)
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@org_cli.command("create")
+def org_create(
+    slug: str = typer.Option(..., help="Short unique name, e.g. acme."),
+    name: str = typer.Option(..., help="Display name."),
+    plan: str = typer.Option("PRO", help="FREE, STARTER, PRO or ENTERPRISE."),
+    timezone: str = typer.Option("UTC", help="IANA time zone of its reports."),
+    allowance: int = typer.Option(100_000, help="Credits per billing cycle."),
+    anchor: str | None = typer.Option(None, help="Billing cycle anchor (RFC 3339); default now."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create an organization."""
+    from app.errors import InvalidInput
+    from resolvers.time_range import zone
+
+    plan = plan.upper()
+    if plan not in PLANS:
+        raise _fail(f"--plan must be one of {', '.join(PLANS)}")
+    try:
+        zone(timezone, field="--timezone")
+    except InvalidInput as error:
+        raise _fail(error.message) from error
+    now = system_clock()
+    try:
+        anchored = now if anchor is None else datetime.fromisoformat(anchor)
+    except ValueError as error:
+        raise _fail("--anchor must be an RFC 3339 timestamp") from error
+    if anchored.tzinfo is None:
+        raise _fail("--anchor needs an offset, e.g. 2026-01-01T00:00:00Z")
+
+    async def work(engine: AsyncEngine, _: Settings) -> int:
+        async with writing(engine) as conn:
+            return await create_organization(
+                conn,
+                slug=slug,
+                name=name,
+                plan=plan,
+                timezone=timezone,
+                credit_allowance=allowance,
+                billing_cycle_anchor=anchored,
+                now=now,
+            )
+
+    try:
+        ident = _run(work)
+    except IntegrityError as error:
+        raise _fail(f"an organization with slug {slug!r} exists") from error
+    _emit(as_json, {"id": ident, "slug": slug}, f"created organization {slug} (id {ident})")
+
+
+@user_cli.command("create")
+def user_create(
+    org: str = typer.Option(..., help="Organization id or slug."),
+    name: str = typer.Option(..., help="Display name."),
+    email: str | None = typer.Option(None, help="Email address."),
+    role: str = typer.Option("MEMBER", help="ADMIN or MEMBER."),
+    external_id: str | None = typer.Option(None, help="Id in events; default: the email."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create a user in an organization."""
+    role = role.upper()
+    if role not in ("ADMIN", "MEMBER"):
+        raise _fail("--role must be ADMIN or MEMBER")
+    ident_in_events = external_id or email or name
+
+    async def work(engine: AsyncEngine, _: Settings) -> int | None:
+        async with writing(engine) as conn:
+            organization = await find_organization(conn, ref=org)
+            if organization is None:
+                return None
+            return await create_user(
+                conn,
+                organization_id=organization.id,
+                external_id=ident_in_events,
+                name=name,
+                email=email,
+                role=role,
+                now=system_clock(),
+            )
+
+    try:
+        ident = _run(work)
+    except IntegrityError as error:
+        raise _fail(f"a user {ident_in_events!r} exists in {org}") from error
+    if ident is None:
+        raise _fail(f"no organization {org!r}")
+    _emit(as_json, {"id": ident}, f"created user {name} (id {ident})")
+
+
+@token_cli.command("create")
+def token_create(
+    user: int | None = typer.Option(None, "--user", help="User id the token speaks for."),
+    ingest_scope: bool = typer.Option(False, "--ingest", help="A token that can only ingest."),
+    expires: str | None = typer.Option(None, help="Expiry (RFC 3339); default: never."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create an access token; it is shown once and stored only as a hash."""
+    if (user is None) == (not ingest_scope):
+        raise _fail("give exactly one of --user ID or --ingest")
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = datetime.fromisoformat(expires)
+        except ValueError as error:
+            raise _fail("--expires must be an RFC 3339 timestamp") from error
+        if expires_at.tzinfo is None:
+            raise _fail("--expires needs an offset")
+
+    async def work(engine: AsyncEngine, settings: Settings) -> tuple[int, str]:
+        async with writing(engine) as conn:
+            return await create_token(
+                conn,
+                pepper=settings.token_pepper.get_secret_value(),
+                scope=INGEST_SCOPE if ingest_scope else USER_SCOPE,
+                user_id=user,
+                now=system_clock(),
+                expires_at=expires_at,
+            )
+
+    try:
+        ident, token = _run(work)
+    except IntegrityError as error:
+        raise _fail(f"no user with id {user}") from error
+    _emit(as_json, {"id": ident, "token": token}, f"token {ident}: {token}\n(shown once)")
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_id: int = typer.Argument(..., help="The token's id."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Revoke a token; it stops working at once."""
+
+    async def work(engine: AsyncEngine, _: Settings) -> bool:
+        async with writing(engine) as conn:
+            return await revoke_token(conn, token_id=token_id, now=system_clock())
+
+    if not _run(work):
+        raise _fail(f"no active token with id {token_id}")
+    _emit(as_json, {"id": token_id, "revoked": True}, f"token {token_id} revoked")
+
+
+@rollups_cli.command("rebuild")
+def rollups_rebuild(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Recompute every rollup from raw events (one transaction)."""
+    from db.rollups import rebuild
+
+    async def work(engine: AsyncEngine, _: Settings) -> int:
+        async with writing(engine) as conn:
+            return await rebuild(conn)
+
+    rows = _run(work)
+    _emit(as_json, {"rows": rows}, f"rebuilt rollups: {rows} rows")
+
+
+@cli.command("ingest")
+def ingest_file(
+    file: str = typer.Argument(..., help="NDJSON or CSV file of events; - for standard input."),
+    batch_size: int = typer.Option(1000, help="Events per atomic batch."),
+    fmt: str | None = typer.Option(None, "--format", help="ndjson or csv; default: by suffix."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Load events through the same validation and idempotency as POST /v1/events."""
+    from app.file_ingest import ingest_stream
+
+    kind = (fmt or ("csv" if file.endswith(".csv") else "ndjson")).lower()
+    if kind not in ("ndjson", "csv"):
+        raise _fail("--format must be ndjson or csv")
+    stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        summary = _run(
+            lambda engine, _: ingest_stream(
+                engine, stream, kind=kind, batch_size=batch_size, progress=not as_json
+            )
+        )
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if summary.errors:
+        for error in summary.errors[:50]:
+            typer.echo(f"event {error.index} ({error.field}): {error.reason}", err=True)
+        if as_json:
+            typer.echo(json.dumps(summary.as_dict()))
+        raise typer.Exit(code=1)
+    _emit(
+        as_json,
+        summary.as_dict(),
+        f"accepted {summary.accepted}, duplicates {summary.duplicates}, "
+        f"in {summary.seconds:.1f} s ({summary.rate:,.0f} events/s)",
+    )
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,122 @@
+"""``creditlens ingest FILE``: stream NDJSON or CSV through the ingestion path in batches.
+
+The file is read line by line, never whole, so memory stays flat for any size. Each batch
+is atomic, as over HTTP. At the first rejected batch the command stops and names the bad
+events by their index in the file; the batches before it are stored, and running the same
+file again is safe because event ids make ingestion idempotent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.clock import system_clock
+from db.ingestion import EventError, IngestRejected, ingest
+
+CSV_INTEGERS = ("status", "credits")
+
+
+@dataclass
+class Summary:
+    accepted: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    errors: list[EventError] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return (self.accepted + self.duplicates) / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.rate),
+            "errors": [error.as_dict() for error in self.errors],
+        }
+
+
+def _ndjson(stream: TextIO) -> Iterator[object]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as error:
+            yield _Malformed(f"line {number}: {error.msg} at column {error.colno}")
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    reason: str
+
+
+def _csv(stream: TextIO) -> Iterator[object]:
+    for row in csv.DictReader(stream):
+        event: dict[str, object] = {k: v for k, v in row.items() if k and v not in (None, "")}
+        for name in CSV_INTEGERS:
+            value = event.get(name)
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                event[name] = int(value)
+        for ref in ("api_key", "user"):
+            name = event.pop(f"{ref}_name", None)
+            if ref in event and name is not None:
+                event[ref] = {"id": event[ref], "name": name}
+        yield event
+
+
+def _batches(events: Iterator[object], size: int) -> Iterator[list[object]]:
+    batch: list[object] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def ingest_stream(
+    engine: AsyncEngine, stream: TextIO, *, kind: str, batch_size: int, progress: bool
+) -> Summary:
+    summary = Summary()
+    started = time.perf_counter()
+    events = _csv(stream) if kind == "csv" else _ndjson(stream)
+    first_index = 0
+    for batch in _batches(events, batch_size):
+        malformed = [
+            EventError(first_index + offset, "", item.reason)
+            for offset, item in enumerate(batch)
+            if isinstance(item, _Malformed)
+        ]
+        if malformed:
+            summary.errors = malformed
+            break
+        try:
+            result = await ingest(engine, batch, now=system_clock(), first_index=first_index)
+        except IngestRejected as rejected:
+            summary.errors = rejected.errors
+            break
+        summary.accepted += result.accepted
+        summary.duplicates += result.duplicates
+        first_index += len(batch)
+        summary.seconds = time.perf_counter() - started
+        if progress:
+            sys.stderr.write(
+                f"\r{first_index:>12,} events  {summary.rate:>10,.0f}/s  "
+                f"accepted {summary.accepted:,}  duplicates {summary.duplicates:,}"
+            )
+            sys.stderr.flush()
+    summary.seconds = time.perf_counter() - started
+    if progress and first_index:
+        sys.stderr.write("\n")
+    return summary

@@ -1,0 +1,149 @@
+"""``POST /v1/events``: a JSON array or NDJSON batch of usage events, written atomically."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.auth import WWW_AUTHENTICATE, principal_of
+from app.clock import Clock
+from app.settings import Settings
+from db.ingestion import IngestRejected, ingest
+from db.queries.tokens import INGEST_SCOPE
+
+JSON_TYPES = {"application/json"}
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl"}
+
+
+class BadBody(Exception):
+    def __init__(self, status: int, body: dict[str, object]) -> None:
+        super().__init__(body.get("message"))
+        self.status = status
+        self.body = body
+
+
+def _error(status: int, code: str, message: str, **extra: object) -> BadBody:
+    return BadBody(status, {"error": code, "message": message, **extra})
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``cap`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise _error(413, "body_too_large", f"The body is larger than {cap} bytes.", limit=cap)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise _error(413, "body_too_large", f"The body is larger than {cap} bytes.", limit=cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_error(error: json.JSONDecodeError, line_offset: int = 0) -> BadBody:
+    return _error(
+        400,
+        "malformed_json",
+        f"Malformed JSON at line {error.lineno + line_offset}, column {error.colno}: {error.msg}.",
+        line=error.lineno + line_offset,
+        column=error.colno,
+        position=error.pos,
+    )
+
+
+def parse_json_array(body: bytes, max_events: int) -> list[object]:
+    try:
+        parsed = json.loads(body)
+    except UnicodeDecodeError as error:
+        raise _error(400, "malformed_json", "The body is not UTF-8 text.") from error
+    except json.JSONDecodeError as error:
+        raise _decode_error(error) from error
+    if not isinstance(parsed, list):
+        raise _error(400, "not_an_array", "The body must be a JSON array of events.")
+    if len(parsed) > max_events:
+        raise _too_many(max_events)
+    return parsed
+
+
+def _too_many(max_events: int) -> BadBody:
+    return _error(
+        413,
+        "too_many_events",
+        f"A batch holds at most {max_events} events; split it.",
+        limit=max_events,
+    )
+
+
+def parse_ndjson(body: bytes, max_events: int) -> list[object]:
+    """One JSON object per line; blank lines are skipped. Counted before parsing."""
+    lines = body.split(b"\n")
+    if sum(1 for line in lines if line.strip()) > max_events:
+        raise _too_many(max_events)
+    events: list[object] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except UnicodeDecodeError as error:
+            raise _error(400, "malformed_json", f"Line {number} is not UTF-8 text.") from error
+        except json.JSONDecodeError as error:
+            raise _decode_error(error, number - 1) from error
+    return events
+
+
+class IngestRoute:
+    def __init__(self, settings: Settings, engine: AsyncEngine, clock: Clock) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+
+    async def handle(self, request: Request) -> Response:
+        async with self.engine.connect() as conn:
+            principal, reason = await principal_of(request, conn, self.settings, self.clock)
+        if principal is None:
+            return JSONResponse(
+                {"error": "unauthenticated", "message": reason},
+                status_code=401,
+                headers=WWW_AUTHENTICATE,
+            )
+        if principal.scope != INGEST_SCOPE:
+            return JSONResponse(
+                {
+                    "error": "forbidden",
+                    "message": "This token cannot ingest: create one with "
+                    "`creditlens token create --ingest`.",
+                },
+                status_code=403,
+            )
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        settings = self.settings
+        try:
+            if media_type not in JSON_TYPES | NDJSON_TYPES:
+                raise _error(
+                    415,
+                    "unsupported_media_type",
+                    "Send application/json (an array) or application/x-ndjson.",
+                )
+            body = await read_capped(request, settings.max_ingest_body_bytes)
+            if media_type in JSON_TYPES:
+                raws = parse_json_array(body, settings.max_ingest_events)
+            else:
+                raws = parse_ndjson(body, settings.max_ingest_events)
+            result = await ingest(self.engine, raws, now=self.clock())
+        except BadBody as error:
+            return JSONResponse(error.body, status_code=error.status)
+        except IngestRejected as rejected:
+            return JSONResponse(
+                {
+                    "error": "invalid_events",
+                    "message": f"{len(rejected.errors)} problem(s) found; nothing was written.",
+                    "errors": [error.as_dict() for error in rejected.errors],
+                },
+                status_code=422,
+            )
+        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})

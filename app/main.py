@@ -1,0 +1,117 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.clock import Clock, system_clock
+from app.graphql_route import GraphQLRoute
+from app.ingest_route import IngestRoute
+from app.metrics import Metrics
+from app.ops import healthz, metrics_endpoint, readyz
+from app.settings import Settings
+from db.engine import create_engine
+from graphql_schema.schema import build_schema
+
+log = logging.getLogger("creditlens.http")
+
+
+class RequestObserver:
+    """Gives each request an id (``X-Request-ID``), counts it and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+            self.metrics.inc(
+                "creditlens_requests_total",
+                "HTTP requests answered.",
+                path=path,
+                status=str(status),
+            )
+            self.metrics.observe_latency(elapsed, path=path)
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+
+_KNOWN_PATHS = {"/graphql", "/v1/events", "/healthz", "/readyz", "/metrics"}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
+    """The creditlens application; ``clock`` is injectable so tests can pin "now"."""
+    settings = settings or Settings()
+    engine = create_engine(
+        settings.database_url, echo=settings.database_echo, pool_size=settings.pool_size
+    )
+    metrics = Metrics()
+    schema = build_schema(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    graphql = GraphQLRoute(schema, settings, engine, clock)
+    routes = [
+        Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        Route("/v1/events", IngestRoute(settings, engine, clock).handle, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz(engine), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+    ]
+    middleware = [Middleware(RequestObserver, metrics=metrics)]
+    if settings.cors_allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type"],
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.schema = schema
+    return app

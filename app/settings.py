@@ -1,0 +1,59 @@
+"""One typed, frozen settings object, read once from ``CREDITLENS_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Nothing else in the code base reads ``os.environ``."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITLENS_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./creditlens.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://…",
+    )
+    database_echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+
+    # GraphQL limits: safe defaults for a public endpoint.
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2_000, ge=10)
+    max_query_cost: int = Field(default=50_000, ge=1)
+    max_series_points: int = Field(default=10_000, ge=1)
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    introspection: bool = True
+    field_suggestions: bool = True
+    graphiql: bool = True
+    batching: bool = False
+
+    # Request limits.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_ingest_body_bytes: int = Field(default=5 * 1_048_576, ge=1024)
+    max_ingest_events: int = Field(default=10_000, ge=1)
+    rate_limit_per_minute: int = Field(default=600, ge=0, description="0 disables")
+    ingest_rate_limit_per_minute: int = Field(default=600, ge=0, description="0 disables")
+
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    # Token hashing pepper: a server secret mixed into every stored token hash, so a
+    # leaked database alone cannot be used to check guessed tokens offline.
+    token_pepper: SecretStr = SecretStr("creditlens-development-pepper")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Database layer: tables, queries, ingestion and migrations. All SQL lives here."""

@@ -1,0 +1,197 @@
+"""Turn producer JSON objects into checked events, collecting every problem at once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+MAX_ID_LENGTH = 200
+MAX_SOURCE_LENGTH = 100
+MAX_ENDPOINT_LENGTH = 300
+MAX_CREDITS = 10**12
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Producers' clocks drift; an event more than a day ahead of ours is a bug, not skew.
+FUTURE_TOLERANCE = timedelta(days=1)
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+KNOWN_FIELDS = {
+    "id",
+    "organization",
+    "api_key",
+    "user",
+    "source",
+    "endpoint",
+    "status",
+    "credits",
+    "timestamp",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """One reason an event of a batch was refused; ``index`` is its place in the batch."""
+
+    index: int
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An API key or user as the producer names it: its id and an optional display name."""
+
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """A usage event whose fields are all well-formed (the organization is not yet resolved)."""
+
+    index: int
+    id: str
+    organization: str | int
+    api_key: Reference | None
+    user: Reference | None
+    source: str
+    endpoint: str
+    status: int
+    credits: int
+    occurred_at: datetime
+
+
+def _text(value: object, limit: int) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > limit:
+        return None
+    return value
+
+
+def _reference(value: object) -> Reference | str | None:
+    """A reference, None when absent, or the reason it is malformed."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        ident = _text(value, MAX_ID_LENGTH)
+        return Reference(ident, None) if ident else f"must be 1 to {MAX_ID_LENGTH} characters"
+    if isinstance(value, Mapping):
+        ident = _text(value.get("id"), MAX_ID_LENGTH)
+        if ident is None:
+            return f"must have an id of 1 to {MAX_ID_LENGTH} characters"
+        name = value.get("name")
+        if name is not None and _text(name, MAX_ID_LENGTH) is None:
+            return f"name must be 1 to {MAX_ID_LENGTH} characters"
+        return Reference(ident, _text(name, MAX_ID_LENGTH))
+    return "must be a string id or an object with id and optional name"
+
+
+def parse_timestamp(value: object, now: datetime) -> datetime | str:
+    """A UTC instant, or the reason ``value`` is not an acceptable RFC 3339 timestamp."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return "must be an RFC 3339 timestamp with an offset, e.g. 2026-05-01T12:00:00Z"
+    text = value.upper().replace("Z", "+00:00")
+    if "." in text:
+        # Python keeps microseconds: cut longer fractions rather than refuse them.
+        head, tail = text.split(".", 1)
+        digits = re.match(r"\d+", tail)
+        assert digits is not None
+        text = f"{head}.{digits.group()[:6].ljust(6, '0')}{tail[digits.end() :]}"
+    try:
+        instant = datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return "is not a valid date and time"
+    if instant < EARLIEST:
+        return f"is before {EARLIEST.date().isoformat()}"
+    if instant > now + FUTURE_TOLERANCE:
+        return "is more than a day in the future"
+    return instant
+
+
+def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventError]:
+    if not isinstance(raw, Mapping):
+        return [EventError(index, "", "each event must be a JSON object")]
+    errors: list[EventError] = []
+
+    def fail(field: str, reason: str) -> None:
+        errors.append(EventError(index, field, reason))
+
+    for field in sorted(set(raw) - KNOWN_FIELDS):
+        fail(str(field), "is not a known field")
+    ident = _text(raw.get("id"), MAX_ID_LENGTH)
+    if ident is None:
+        fail("id", f"is required: a string of 1 to {MAX_ID_LENGTH} characters")
+    organization = raw.get("organization")
+    if not (isinstance(organization, int) and not isinstance(organization, bool)):
+        organization = _text(organization, 64)
+        if organization is None:
+            fail("organization", "is required: the organization's id or slug")
+    api_key = _reference(raw.get("api_key"))
+    if isinstance(api_key, str):
+        fail("api_key", api_key)
+    user = _reference(raw.get("user"))
+    if isinstance(user, str):
+        fail("user", user)
+    source = _text(raw.get("source"), MAX_SOURCE_LENGTH)
+    if source is None:
+        fail("source", f"is required: a string of 1 to {MAX_SOURCE_LENGTH} characters")
+    endpoint = _text(raw.get("endpoint"), MAX_ENDPOINT_LENGTH)
+    if endpoint is None:
+        fail("endpoint", f"is required: a string of 1 to {MAX_ENDPOINT_LENGTH} characters")
+    status = raw.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        fail("status", "is required: an HTTP status code from 100 to 599")
+    credits = raw.get("credits")
+    if not isinstance(credits, int) or isinstance(credits, bool):
+        fail("credits", "is required: an integer")
+    elif not 0 <= credits <= MAX_CREDITS:
+        fail("credits", f"must be between 0 and {MAX_CREDITS}")
+    occurred_at = parse_timestamp(raw.get("timestamp"), now)
+    if isinstance(occurred_at, str):
+        fail("timestamp", occurred_at)
+    if errors:
+        return errors
+    # No errors means every field parsed; these narrow the types for the checker.
+    assert ident is not None
+    assert organization is not None
+    assert source is not None
+    assert endpoint is not None
+    assert isinstance(occurred_at, datetime)
+    assert isinstance(status, int)
+    assert isinstance(credits, int)
+    assert not isinstance(api_key, str)
+    assert not isinstance(user, str)
+    return ValidEvent(
+        index=index,
+        id=ident,
+        organization=organization,
+        api_key=api_key,
+        user=user,
+        source=source.lower(),
+        endpoint=endpoint,
+        status=status,
+        credits=credits,
+        occurred_at=occurred_at,
+    )
+
+
+def validate_events(
+    raws: Iterable[object], now: datetime, *, first_index: int = 0
+) -> tuple[list[ValidEvent], list[EventError]]:
+    """Check every event; return the valid ones and every error found (not just the first)."""
+    valid: list[ValidEvent] = []
+    errors: list[EventError] = []
+    for index, raw in enumerate(raws, start=first_index):
+        checked = _check(index, raw, now)
+        if isinstance(checked, list):
+            errors.extend(checked)
+        else:
+            valid.append(checked)
+    return valid, errors

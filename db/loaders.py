@@ -1,0 +1,49 @@
+"""DataLoaders, built per request: one grouped query for all keys of a page."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from strawberry.dataloader import DataLoader
+
+from db.dimensions import Dimension
+from db.queries.reports import Share, breakdown_per_key
+
+if TYPE_CHECKING:
+    from app.context import RequestDatabase
+
+# (organization id, API key id, start, end)
+KeyRangeKey = tuple[int, int, datetime, datetime]
+
+
+class Loaders:
+    """The loaders of one request."""
+
+    def __init__(self, db: RequestDatabase) -> None:
+        self._db = db
+        self.endpoint_usage_by_key: DataLoader[KeyRangeKey, list[Share]] = DataLoader(
+            self._endpoint_usage_by_key
+        )
+
+    async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
+        # Keys on one page share a range: group by it, one query per distinct range.
+        groups: dict[tuple[int, datetime, datetime], list[int]] = defaultdict(list)
+        for organization_id, key_id, start, end in keys:
+            groups[(organization_id, start, end)].append(key_id)
+        found: dict[KeyRangeKey, list[Share]] = {}
+        async with self._db.connection() as conn:
+            for (organization_id, start, end), key_ids in groups.items():
+                per_key = await breakdown_per_key(
+                    conn,
+                    organization_id=organization_id,
+                    dimension=Dimension.ENDPOINT,
+                    start=start,
+                    end=end,
+                    api_key_ids=key_ids,
+                )
+                for key_id, shares in per_key.items():
+                    found[(organization_id, key_id, start, end)] = shares
+        return [found.get(key, []) for key in keys]

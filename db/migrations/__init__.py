@@ -1,0 +1,1 @@
+"""Alembic migrations, run with ``creditlens migrate`` (see ``db.migrate``)."""

@@ -1,0 +1,120 @@
+"""Calendar periods (hour, day, ISO week, month) in an IANA time zone, as UTC instants.
+
+Pure functions, no SQL. A local period starts at the first instant whose local wall time
+is on or after the period's first wall time: that is exact across DST changes (23- and
+25-hour days), for a midnight that does not exist (zones that spring forward at 00:00)
+and for offsets such as +05:30, +05:45 and +12:45.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+
+class Granularity(Enum):
+    HOUR = "HOUR"
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
+def local_start(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which local wall time ``wall`` (naive) begins in ``tz``.
+
+    An ambiguous wall time (clocks going back) maps to its first occurrence. A wall time
+    inside a gap (clocks going forward) maps to the end of the gap: the first instant whose
+    wall time is later than ``wall``.
+    """
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:
+        return first
+    # Inside a gap: fold=1 maps before the transition, fold=0 after it; the transition
+    # is where the offset changes. Offsets change on whole minutes, so search minutes.
+    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    high = first
+    if low > high:
+        low, high = high, low
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) // 2
+        middle = middle.replace(second=0, microsecond=0)
+        if middle.astimezone(tz).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def floor_wall(wall: datetime, granularity: Granularity) -> datetime:
+    """The first wall time of the period that contains ``wall`` (naive)."""
+    if granularity is Granularity.HOUR:
+        return wall.replace(minute=0, second=0, microsecond=0)
+    day = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    if granularity is Granularity.DAY:
+        return day
+    if granularity is Granularity.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def next_wall(wall: datetime, granularity: Granularity) -> datetime:
+    """The first wall time of the period after the one starting at ``wall``."""
+    if granularity is Granularity.HOUR:
+        return wall + timedelta(hours=1)
+    if granularity is Granularity.DAY:
+        return wall + timedelta(days=1)
+    if granularity is Granularity.WEEK:
+        return wall + timedelta(weeks=1)
+    return add_months(wall, 1)
+
+
+def add_months(wall: datetime, months: int) -> datetime:
+    """``wall`` moved by whole months, its day clamped to the target month's length."""
+    index = wall.year * 12 + wall.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return wall.replace(year=year, month=month, day=min(wall.day, _month_length(year, month)))
+
+
+def _month_length(year: int, month: int) -> int:
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    return (following - date(year, month, 1)).days
+
+
+def period_edges(
+    start: datetime, end: datetime, granularity: Granularity, tz: ZoneInfo
+) -> list[datetime]:
+    """UTC edges of the local periods covering ``[start, end)``, clipped to it.
+
+    Returns ``[start, e1, e2, …, end]``: n + 1 edges for n buckets. The first and last
+    bucket are partial when ``start`` or ``end`` falls inside a period.
+    """
+    if end <= start:
+        return [start]
+    edges = [start]
+    wall = floor_wall(start.astimezone(tz).replace(tzinfo=None), granularity)
+    while True:
+        wall = next_wall(wall, granularity)
+        instant = local_start(wall, tz)
+        if instant <= edges[-1]:
+            # A period swallowed by a DST gap (an hour that never happened) has no instant.
+            continue
+        if instant >= end:
+            break
+        edges.append(instant)
+    edges.append(end)
+    return edges
+
+
+def count_periods(start: datetime, end: datetime, granularity: Granularity, tz: ZoneInfo) -> int:
+    """An upper bound on the number of buckets in ``[start, end)``, computed without
+    walking them, so a too-large series is refused before any work."""
+    seconds = (end - start).total_seconds()
+    length = {
+        Granularity.HOUR: 3600,
+        Granularity.DAY: 86400,
+        Granularity.WEEK: 7 * 86400,
+        Granularity.MONTH: 28 * 86400,
+    }[granularity]
+    return int(seconds // length) + 2

@@ -1,0 +1,192 @@
+"""Organizations, users and API keys: who is who, and what they are called."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import api_keys, organizations, users
+
+PAID_PLANS = frozenset({"STARTER", "PRO", "ENTERPRISE"})
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationRow:
+    id: int
+    slug: str
+    name: str
+    plan: str
+    timezone: str
+    credit_allowance: int
+    billing_cycle_anchor: datetime
+    created_at: datetime
+    last_event_at: datetime | None
+
+    @property
+    def is_paid(self) -> bool:
+        return self.plan in PAID_PLANS
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    organization_id: int
+    external_id: str
+    name: str
+    email: str | None
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: int
+    organization_id: int
+    external_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def _organization(row: Row[tuple[object, ...]]) -> OrganizationRow:
+    return OrganizationRow(**row._asdict())
+
+
+async def create_organization(
+    conn: AsyncConnection,
+    *,
+    slug: str,
+    name: str,
+    plan: str,
+    timezone: str,
+    credit_allowance: int,
+    billing_cycle_anchor: datetime,
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        organizations.insert()
+        .values(
+            slug=slug,
+            name=name,
+            plan=plan,
+            timezone=timezone,
+            credit_allowance=credit_allowance,
+            billing_cycle_anchor=billing_cycle_anchor,
+            created_at=now,
+        )
+        .returning(organizations.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def create_user(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    external_id: str,
+    name: str,
+    email: str | None,
+    role: str,
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        users.insert()
+        .values(
+            organization_id=organization_id,
+            external_id=external_id,
+            name=name,
+            email=email,
+            role=role,
+            created_at=now,
+        )
+        .returning(users.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get_organization(
+    conn: AsyncConnection, *, organization_id: int
+) -> OrganizationRow | None:
+    row = (
+        await conn.execute(select(organizations).where(organizations.c.id == organization_id))
+    ).first()
+    return None if row is None else _organization(row)
+
+
+async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationRow | None:
+    """By slug, or by id when ``ref`` is all digits."""
+    o = organizations.c
+    condition = o.id == int(ref) if ref.isdigit() else o.slug == ref
+    row = (await conn.execute(select(organizations).where(condition))).first()
+    return None if row is None else _organization(row)
+
+
+async def get_user(conn: AsyncConnection, *, user_id: int) -> UserRow | None:
+    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    return None if row is None else UserRow(**row._asdict())
+
+
+async def users_by_id(
+    conn: AsyncConnection, *, organization_id: int, user_ids: Iterable[int]
+) -> dict[int, UserRow]:
+    u = users.c
+    rows = await conn.execute(
+        select(users).where(u.organization_id == organization_id, u.id.in_(sorted(set(user_ids))))
+    )
+    return {row.id: UserRow(**row._asdict()) for row in rows}
+
+
+async def api_keys_by_id(
+    conn: AsyncConnection, *, organization_id: int, key_ids: Iterable[int]
+) -> dict[int, ApiKeyRow]:
+    k = api_keys.c
+    rows = await conn.execute(
+        select(api_keys).where(k.organization_id == organization_id, k.id.in_(sorted(set(key_ids))))
+    )
+    return {row.id: ApiKeyRow(**row._asdict()) for row in rows}
+
+
+async def find_api_key(
+    conn: AsyncConnection, *, organization_id: int, external_id: str
+) -> ApiKeyRow | None:
+    """A key of this organization by the id the platform gave it; None for any other."""
+    k = api_keys.c
+    row = (
+        await conn.execute(
+            select(api_keys).where(
+                k.organization_id == organization_id, k.external_id == external_id
+            )
+        )
+    ).first()
+    return None if row is None else ApiKeyRow(**row._asdict())
+
+
+async def list_api_keys(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    first: int,
+    after_id: int | None,
+    include_revoked: bool,
+) -> tuple[list[ApiKeyRow], bool, int]:
+    """One page of keys in creation order; whether more follow; how many match in all."""
+    k = api_keys.c
+    condition = [k.organization_id == organization_id]
+    if not include_revoked:
+        condition.append(k.revoked_at.is_(None))
+    page_condition = [*condition]
+    if after_id is not None:
+        page_condition.append(k.id > after_id)
+    rows = (
+        await conn.execute(select(api_keys).where(*page_condition).order_by(k.id).limit(first + 1))
+    ).all()
+    total = (
+        await conn.execute(select(func.count()).select_from(api_keys).where(*condition))
+    ).scalar_one()
+    keys = [ApiKeyRow(**row._asdict()) for row in rows[:first]]
+    return keys, len(rows) > first, int(total)

@@ -1,0 +1,144 @@
+"""Report rows: ranked shares of a total, and a series per period."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.dimensions import Dimension
+from db.queries.usage import Tally, tally
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One row of a breakdown: its calls and credits, and its percent of the credits."""
+
+    value: str | int
+    calls: int
+    credits: int
+    percent: float
+
+
+def ranked(groups: Mapping[str | int, Tally]) -> list[Share]:
+    """Rows by credits, then calls (both descending), then name; percents of the credits.
+
+    With no credits at all (every call free), the share falls back to calls, so the
+    column still says where the traffic went.
+    """
+    total_credits = sum(group.credits for group in groups.values())
+    total_calls = sum(group.calls for group in groups.values())
+
+    def percent(group: Tally) -> float:
+        if total_credits:
+            return 100.0 * group.credits / total_credits
+        return 100.0 * group.calls / total_calls if total_calls else 0.0
+
+    rows = [
+        Share(value, group.calls, group.credits, percent(group)) for value, group in groups.items()
+    ]
+    rows.sort(key=lambda row: (-row.credits, -row.calls, str(row.value)))
+    return rows
+
+
+async def totals(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    start: datetime,
+    end: datetime,
+    api_key_ids: Sequence[int] | None,
+) -> Tally:
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=Dimension.TOTAL,
+        edges=[start, end],
+        api_key_ids=api_key_ids,
+    )
+    found = sums.get((0, 0, ""))
+    return found or Tally(0, 0)
+
+
+async def breakdown(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    dimension: Dimension,
+    start: datetime,
+    end: datetime,
+    api_key_ids: Sequence[int] | None,
+) -> list[Share]:
+    """Calls and credits per endpoint, source or user (users by id, None as "")."""
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=dimension,
+        edges=[start, end],
+        api_key_ids=api_key_ids,
+    )
+    return ranked({value: group for (_, _, value), group in sums.items()})
+
+
+async def by_api_key(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    start: datetime,
+    end: datetime,
+    api_key_ids: Sequence[int] | None,
+) -> list[Share]:
+    """Calls and credits per API key id (0 for calls made without a key)."""
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=Dimension.TOTAL,
+        edges=[start, end],
+        api_key_ids=api_key_ids,
+        by_key=True,
+    )
+    return ranked({key: group for (key, _, _), group in sums.items()})
+
+
+async def breakdown_per_key(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    dimension: Dimension,
+    start: datetime,
+    end: datetime,
+    api_key_ids: Sequence[int],
+) -> dict[int, list[Share]]:
+    """One breakdown for each of many keys, in one query (for the per-key DataLoader)."""
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=dimension,
+        edges=[start, end],
+        api_key_ids=api_key_ids,
+        by_key=True,
+    )
+    per_key: dict[int, dict[str | int, Tally]] = {key: {} for key in api_key_ids}
+    for (key, _, value), group in sums.items():
+        per_key.setdefault(key, {})[value] = group
+    return {key: ranked(groups) for key, groups in per_key.items()}
+
+
+async def series(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    edges: Sequence[datetime],
+    api_key_ids: Sequence[int] | None,
+) -> list[Tally]:
+    """Calls and credits of each ``[edges[i], edges[i+1])``; empty periods give zeros."""
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=Dimension.TOTAL,
+        edges=edges,
+        api_key_ids=api_key_ids,
+    )
+    return [sums.get((0, index, ""), Tally(0, 0)) for index in range(len(edges) - 1)]

@@ -1,0 +1,105 @@
+"""Access tokens: random, shown once, stored as a keyed hash, revocable, optionally expiring."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import access_tokens, users
+
+PREFIX = "cl_"
+USER_SCOPE = "user"
+INGEST_SCOPE = "ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token speaks for: a user of an organization, or the ingesting platform."""
+
+    token_id: int
+    scope: str
+    user_id: int | None
+    organization_id: int | None
+
+
+def hash_token(token: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe, with a prefix that secret scanners can spot."""
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_token(
+    conn: AsyncConnection,
+    *,
+    pepper: str,
+    scope: str,
+    user_id: int | None,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> tuple[int, str]:
+    """Store a new token's hash; return its id and the token itself (shown only now)."""
+    token = new_token()
+    result = await conn.execute(
+        access_tokens.insert()
+        .values(
+            token_hash=hash_token(token, pepper),
+            prefix=token[:10],
+            scope=scope,
+            user_id=user_id,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        .returning(access_tokens.c.id)
+    )
+    return result.scalar_one(), token
+
+
+async def revoke_token(conn: AsyncConnection, *, token_id: int, now: datetime) -> bool:
+    """Revoke a token at once; False when no such token is active."""
+    t = access_tokens.c
+    result = await conn.execute(
+        update(access_tokens).where(t.id == token_id, t.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def authenticate(
+    conn: AsyncConnection, *, token: str, pepper: str, now: datetime
+) -> Principal | None:
+    """The principal of an active token, or None (unknown, revoked or expired)."""
+    if not token.startswith(PREFIX) or len(token) > 100:
+        return None
+    digest = hash_token(token, pepper)
+    t, u = access_tokens.c, users.c
+    row = (
+        await conn.execute(
+            select(
+                t.id,
+                t.token_hash,
+                t.scope,
+                t.user_id,
+                t.expires_at,
+                t.revoked_at,
+                u.organization_id,
+            )
+            .select_from(access_tokens.outerjoin(users, u.id == t.user_id))
+            .where(t.token_hash == digest)
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    return Principal(row.id, row.scope, row.user_id, row.organization_id)
+
+
+__all__ = ["INGEST_SCOPE", "USER_SCOPE", "Principal", "authenticate", "create_token"]

@@ -1,0 +1,119 @@
+"""The schema: one ``MetaData`` with a naming convention, so migrations name constraints alike.
+
+Raw ``usage_events`` are the truth. ``usage_rollups`` holds the same calls and credits summed
+per organization, grain (15 minutes, 1 hour, 1 UTC day), bucket, API key and one report
+dimension (total, endpoint, source or user); every usage query reads it. Missing keys and
+users are stored as 0 in the rollup so the primary key needs no NULLs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-increment rowid alias, so BigInteger
+# ids become INTEGER there.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("plan", String(16), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("credit_allowance", BigInteger, nullable=False),
+    Column("billing_cycle_anchor", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_event_at", UTCDateTime, nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("uq_users_organization_external", "organization_id", "external_id", unique=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index("uq_api_keys_organization_external", "organization_id", "external_id", unique=True),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("organization_id", Id, ForeignKey("organizations.id"), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("source", String(100), nullable=False),
+    Column("endpoint", String(300), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Index("ix_usage_events_org_occurred", "organization_id", "occurred_at"),
+)
+
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("organization_id", Id, primary_key=True),
+    Column("dimension", SmallInteger, primary_key=True),
+    Column("grain", Integer, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("api_key_id", Id, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)

@@ -1,0 +1,39 @@
+"""The time range argument of every report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from graphql_schema.enums import TimeRangePreset
+from resolvers.time_range import Preset
+from resolvers.usage import TimeRangeArgs
+
+
+@strawberry.input(
+    description=(
+        "Either a preset or an explicit half-open range [start, end). Days, weeks and months "
+        "are calendar periods in `timezone` (an IANA name; default: the organization's)."
+    )
+)
+class TimeRangeInput:
+    preset: TimeRangePreset | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="A named range such as LAST_30_DAYS. Excludes start/end."
+    )
+    start: datetime | None = strawberry.field(
+        default=None, description="First instant included (RFC 3339 with an offset)."
+    )
+    end: datetime | None = strawberry.field(
+        default=None, description="First instant after the range (RFC 3339 with an offset)."
+    )
+    timezone: str | None = strawberry.field(
+        default=None,
+        description=(
+            "IANA time zone of the calendar, e.g. Europe/Berlin; default: the organization's."
+        ),
+    )
+
+    def to_args(self) -> TimeRangeArgs:
+        preset = None if self.preset is None else Preset(self.preset.value)
+        return TimeRangeArgs(preset, self.start, self.end, self.timezone)

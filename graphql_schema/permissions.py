@@ -1,0 +1,39 @@
+"""Who may read what. Every usage, key and pool field lists ``ADMIN_ON_PAID_PLAN``.
+
+The checks run in order: a member is told to ask an admin before anyone is told to upgrade,
+because only an admin can act on the second message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from app.context import Context
+
+
+class IsAdmin(BasePermission):
+    message = (
+        "Only admins of your organization can see usage, API keys and the credit pool. "
+        "Ask an admin of your organization for access."
+    )
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return info.context.viewer.role == "ADMIN"
+
+
+class IsOnPaidPlan(BasePermission):
+    message = (
+        "Usage analytics are part of the paid plans (Starter, Pro, Enterprise). "
+        "Upgrade your organization's plan to see them."
+    )
+    error_extensions = {"code": "PLAN_REQUIRED"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return info.context.organization.is_paid
+
+
+ADMIN_ON_PAID_PLAN: list[type[BasePermission]] = [IsAdmin, IsOnPaidPlan]

@@ -1,0 +1,70 @@
+"""The schema: the root query and the extensions every request runs through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext, Info
+
+from app.context import Context
+from app.settings import Settings
+from graphql_schema.error_codes import ErrorCodes
+from graphql_schema.scalars import BIGINT_SCALAR, BigInt
+from graphql_schema.types.organization import Organization
+from graphql_schema.types.viewer import Viewer
+
+
+@strawberry.type(description="Credit usage of the viewer's organization.")
+class Query:
+    @strawberry.field(description="Who the access token belongs to.")
+    def viewer(self, info: Info[Context, None]) -> Viewer:
+        return Viewer.of(info.context.viewer)
+
+    @strawberry.field(description="The viewer's own organization.")
+    def organization(self, info: Info[Context, None]) -> Organization:
+        return Organization(row=info.context.organization)
+
+
+class Schema(strawberry.Schema):
+    """strawberry logs every error with a traceback; ours are expected outcomes (denials,
+    bad input). ``ErrorCodes`` logs the unexpected ones, with the request id."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    """The schema with its limits. Extensions are passed as classes or factories, so each
+    request gets fresh instances (they hold per-request state)."""
+    extensions: list[type[SchemaExtension] | SchemaExtension | Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        ErrorCodes,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return Schema(
+        query=Query,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(
+            disable_field_suggestions=not settings.field_suggestions,
+            scalar_map={BigInt: BIGINT_SCALAR},
+        ),
+    )

@@ -1,0 +1,97 @@
+"""API keys of the analysed API, and pages of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from app.context import Context
+from db.queries.directory import ApiKeyRow
+from graphql_schema.inputs.time_range import TimeRangeInput
+from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
+from graphql_schema.types.usage import EndpointUsage, UsageReport
+from resolvers import usage as usage_resolvers
+
+
+@strawberry.type(
+    description=(
+        "A key of the analysed API. Keys appear on first use; credits are drawn from the "
+        "organization's pool, so a key is a filter on it, not a budget of its own."
+    )
+)
+class ApiKey:
+    row: strawberry.Private[ApiKeyRow]
+
+    @strawberry.field(description="The key's id, as the API platform names it.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.row.external_id)
+
+    @strawberry.field(description="Display name.")
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="When the key was first seen.")
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field(description="When the key was revoked; null while it is active.")
+    def revoked_at(self) -> datetime | None:
+        return self.row.revoked_at
+
+    @strawberry.field(description="Time of the newest call made with the key.")
+    def last_used_at(self) -> datetime | None:
+        return self.row.last_used_at
+
+    @strawberry.field(
+        description="Calls and credits per endpoint for this key.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def endpoint_usage(
+        self, info: Info[Context, None], time_range: TimeRangeInput
+    ) -> list[EndpointUsage]:
+        report = await usage_resolvers.scope(
+            info.context,
+            info.context.organization,
+            time_range.to_args(),
+            api_key_id=self.row.id,
+        )
+        shares = await usage_resolvers.endpoint_usage_of_key(info.context, report)
+        return [EndpointUsage.of(share) for share in shares]
+
+    @strawberry.field(
+        description="The full usage report for this key.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def usage(self, info: Info[Context, None], time_range: TimeRangeInput) -> UsageReport:
+        report = await usage_resolvers.scope(
+            info.context,
+            info.context.organization,
+            time_range.to_args(),
+            api_key_id=self.row.id,
+        )
+        return UsageReport(scope=report)
+
+
+@strawberry.type(description="An API key and its cursor.")
+class ApiKeyEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to read the keys after this one.")
+    node: ApiKey = strawberry.field(description="The key.")
+
+
+@strawberry.type(description="Where a page stands.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether more keys follow.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last key of the page.")
+
+
+@strawberry.type(description="A page of API keys, oldest first.")
+class ApiKeyConnection:
+    edges: list[ApiKeyEdge] = strawberry.field(description="The keys of the page with cursors.")
+    page_info: PageInfo = strawberry.field(description="Whether more keys follow.")
+    total_count: int = strawberry.field(description="How many keys match, on all pages.")
+
+    @strawberry.field(description="The keys of the page, without cursors.")
+    def nodes(self) -> list[ApiKey]:
+        return [edge.node for edge in self.edges]

@@ -1,0 +1,159 @@
+"""The viewer's organization and its credit pool."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from app.context import Context
+from db.dimensions import Dimension
+from db.queries.directory import OrganizationRow
+from graphql_schema.enums import Plan
+from graphql_schema.inputs.time_range import TimeRangeInput
+from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
+from graphql_schema.scalars import BigInt
+from graphql_schema.types.api_key import ApiKey, ApiKeyConnection, ApiKeyEdge, PageInfo
+from graphql_schema.types.usage import EndpointUsage, UsageReport
+from resolvers import api_keys as api_key_resolvers
+from resolvers import credit_pool as pool_resolvers
+from resolvers import usage as usage_resolvers
+
+
+@strawberry.type(description="The organization's credits this billing cycle.")
+class CreditPool:
+    cycle_start: datetime = strawberry.field(description="First instant of the billing cycle.")
+    cycle_end: datetime = strawberry.field(description="First instant of the next cycle.")
+    allowance: BigInt = strawberry.field(
+        description="Credits the plan grants per cycle."
+    )
+    consumed: BigInt = strawberry.field(
+        description="Credits consumed so far this cycle, by all keys."
+    )
+    remaining: BigInt = strawberry.field(
+        description="allowance - consumed; negative once overspent."
+    )
+    burn_rate_per_day: float = strawberry.field(
+        description="Average credits per day over the trailing 7 days."
+    )
+    projected_exhaustion_at: datetime | None = strawberry.field(
+        description=(
+            "When the pool runs out at the current burn rate; null if it lasts the cycle. "
+            "Already exhausted: the current time."
+        )
+    )
+
+
+@strawberry.type(description="An organization: the customer of the analysed API.")
+class Organization:
+    row: strawberry.Private[OrganizationRow]
+
+    @strawberry.field(description="The organization's id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.id))
+
+    @strawberry.field(description="Short unique name, used in URLs and by ingestion.")
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field(description="Display name.")
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="The plan; usage analytics need a paid one.")
+    def plan(self) -> Plan:
+        return Plan(self.row.plan)
+
+    @strawberry.field(description="IANA time zone, the default calendar of its reports.")
+    def timezone(self) -> str:
+        return self.row.timezone
+
+    @strawberry.field(
+        description="Allowance, consumption and outlook of this billing cycle.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def credit_pool(self, info: Info[Context, None]) -> CreditPool:
+        pool = await pool_resolvers.credit_pool(info.context, self.row)
+        return CreditPool(
+            cycle_start=pool.cycle_start,
+            cycle_end=pool.cycle_end,
+            allowance=pool.allowance,
+            consumed=pool.consumed,
+            remaining=pool.remaining,
+            burn_rate_per_day=round(pool.burn_rate_per_day, 4),
+            projected_exhaustion_at=pool.projected_exhaustion_at,
+        )
+
+    @strawberry.field(
+        description="API keys, oldest first, in pages of at most 100.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def api_keys(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        include_revoked: bool = False,
+    ) -> ApiKeyConnection:
+        keys, has_next, total = await api_key_resolvers.page(
+            info.context, first=first, after=after, include_revoked=include_revoked
+        )
+        edges = [
+            ApiKeyEdge(cursor=api_key_resolvers.encode_cursor(key), node=ApiKey(row=key))
+            for key in keys
+        ]
+        return ApiKeyConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=total,
+        )
+
+    @strawberry.field(
+        description="One API key by id; null if the organization has no such key.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def api_key(self, info: Info[Context, None], id: strawberry.ID) -> ApiKey | None:
+        key = await api_key_resolvers.one(info.context, str(id))
+        return None if key is None else ApiKey(row=key)
+
+    @strawberry.field(
+        description=(
+            "The consumption table: calls, credits and share per endpoint, for all keys or "
+            "the key `keyId`. An empty range gives an empty list."
+        ),
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def endpoint_usage(
+        self,
+        info: Info[Context, None],
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None = None,
+    ) -> list[EndpointUsage]:
+        report = await self._scope(info, time_range, key_id)
+        shares = await usage_resolvers.breakdown(info.context, report, Dimension.ENDPOINT)
+        return [EndpointUsage.of(share) for share in shares]
+
+    @strawberry.field(
+        description="The full usage report, for all keys or the key `keyId`.",
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def usage(
+        self,
+        info: Info[Context, None],
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None = None,
+    ) -> UsageReport:
+        return UsageReport(scope=await self._scope(info, time_range, key_id))
+
+    async def _scope(
+        self, info: Info[Context, None], time_range: TimeRangeInput, key_id: strawberry.ID | None
+    ) -> usage_resolvers.ReportScope:
+        return await usage_resolvers.scope(
+            info.context,
+            self.row,
+            time_range.to_args(),
+            key_id=None if key_id is None else str(key_id),
+        )

@@ -1,0 +1,143 @@
+"""Turn a ``TimeRangeInput`` into exact UTC instants in a named time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from app.errors import InvalidInput
+from db.periods import Granularity, add_months, floor_wall, local_start, next_wall
+from db.queries.directory import OrganizationRow
+
+MAX_RANGE = timedelta(days=3660)
+
+
+class Preset(Enum):
+    TODAY = "TODAY"
+    YESTERDAY = "YESTERDAY"
+    LAST_7_DAYS = "LAST_7_DAYS"
+    LAST_30_DAYS = "LAST_30_DAYS"
+    LAST_90_DAYS = "LAST_90_DAYS"
+    THIS_WEEK = "THIS_WEEK"
+    LAST_WEEK = "LAST_WEEK"
+    THIS_MONTH = "THIS_MONTH"
+    LAST_MONTH = "LAST_MONTH"
+    THIS_BILLING_CYCLE = "THIS_BILLING_CYCLE"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRange:
+    """The half-open range ``[start, end)`` a report covers, and the zone of its calendar."""
+
+    start: datetime
+    end: datetime
+    timezone: str
+    preset: Preset | None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def previous(self) -> ResolvedRange:
+        """The period of equal length just before this one."""
+        length = self.end - self.start
+        return ResolvedRange(self.start - length, self.start, self.timezone, None)
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def zone(name: str, *, field: str = "timeRange.timezone") -> ZoneInfo:
+    """An IANA zone by name; a clear BAD_USER_INPUT for anything else."""
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    if name not in _ZONES:
+        raise InvalidInput(
+            f"Unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'.",
+            field=field,
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise InvalidInput(f"Unknown time zone {name!r}.", field=field) from error
+
+
+def billing_cycle(organization: OrganizationRow, now: datetime) -> tuple[datetime, datetime]:
+    """The monthly billing cycle containing ``now``, in the organization's zone."""
+    tz = ZoneInfo(organization.timezone)
+    anchor = organization.billing_cycle_anchor.astimezone(tz).replace(tzinfo=None)
+    local_now = now.astimezone(tz).replace(tzinfo=None)
+    months = (local_now.year - anchor.year) * 12 + local_now.month - anchor.month
+    # Each cycle starts on the anchor's day-of-month (clamped) counted from the anchor.
+    while local_start(add_months(anchor, months), tz) > now:
+        months -= 1
+    while local_start(add_months(anchor, months + 1), tz) <= now:
+        months += 1
+    return local_start(add_months(anchor, months), tz), local_start(
+        add_months(anchor, months + 1), tz
+    )
+
+
+def _preset_range(
+    preset: Preset, tz: ZoneInfo, now: datetime, organization: OrganizationRow
+) -> tuple[datetime, datetime]:
+    wall = now.astimezone(tz).replace(tzinfo=None)
+    today = floor_wall(wall, Granularity.DAY)
+    tomorrow = next_wall(today, Granularity.DAY)
+    week = floor_wall(wall, Granularity.WEEK)
+    month = floor_wall(wall, Granularity.MONTH)
+    walls: dict[Preset, tuple[datetime, datetime]] = {
+        Preset.TODAY: (today, tomorrow),
+        Preset.YESTERDAY: (today - timedelta(days=1), today),
+        Preset.LAST_7_DAYS: (today - timedelta(days=6), tomorrow),
+        Preset.LAST_30_DAYS: (today - timedelta(days=29), tomorrow),
+        Preset.LAST_90_DAYS: (today - timedelta(days=89), tomorrow),
+        Preset.THIS_WEEK: (week, week + timedelta(weeks=1)),
+        Preset.LAST_WEEK: (week - timedelta(weeks=1), week),
+        Preset.THIS_MONTH: (month, add_months(month, 1)),
+        Preset.LAST_MONTH: (add_months(month, -1), month),
+    }
+    if preset is Preset.THIS_BILLING_CYCLE:
+        return billing_cycle(organization, now)
+    low, high = walls[preset]
+    return local_start(low, tz), local_start(high, tz)
+
+
+def resolve_range(
+    *,
+    preset: Preset | None,
+    start: datetime | None,
+    end: datetime | None,
+    timezone: str | None,
+    organization: OrganizationRow,
+    now: datetime,
+) -> ResolvedRange:
+    """Check a time range argument and resolve it; BAD_USER_INPUT names what is wrong."""
+    name = timezone or organization.timezone
+    tz = zone(name)
+    if preset is not None:
+        if start is not None or end is not None:
+            raise InvalidInput(
+                "Give either a preset or start and end, not both.", field="timeRange"
+            )
+        low, high = _preset_range(preset, tz, now, organization)
+        return ResolvedRange(low, high, name, preset)
+    if start is None or end is None:
+        raise InvalidInput(
+            "Give a preset, or both start and end (a half-open range [start, end)).",
+            field="timeRange.start" if start is None else "timeRange.end",
+        )
+    for label, value in (("start", start), ("end", end)):
+        if value.tzinfo is None:
+            raise InvalidInput(
+                f"timeRange.{label} needs a UTC offset, e.g. 2026-05-01T00:00:00Z.",
+                field=f"timeRange.{label}",
+            )
+    if end <= start:
+        raise InvalidInput("timeRange.end must be after timeRange.start.", field="timeRange.end")
+    if end - start > MAX_RANGE:
+        raise InvalidInput("A time range may span at most 10 years.", field="timeRange")
+    return ResolvedRange(start.astimezone(UTC), end.astimezone(UTC), name, None)

@@ -1,0 +1,181 @@
+"""Usage reports: check the arguments, then read the figures from ``db.queries.reports``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from app.context import Context
+from app.errors import InvalidInput, NotFound
+from db.dimensions import NO_KEY, Dimension
+from db.periods import Granularity, count_periods, period_edges
+from db.queries import reports
+from db.queries.directory import ApiKeyRow, OrganizationRow, UserRow, api_keys_by_id, find_api_key
+from db.queries.directory import users_by_id as load_users
+from db.queries.usage import Tally
+from resolvers.time_range import Preset, ResolvedRange, resolve_range
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRangeArgs:
+    preset: Preset | None
+    start: datetime | None
+    end: datetime | None
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportScope:
+    """What a report covers: an organization, a range, and optionally one API key."""
+
+    organization: OrganizationRow
+    range: ResolvedRange
+    api_key_id: int | None
+
+    @property
+    def key_filter(self) -> list[int] | None:
+        return None if self.api_key_id is None else [self.api_key_id]
+
+    def previous(self) -> ReportScope:
+        return replace(self, range=self.range.previous())
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: datetime
+    end: datetime
+    tally: Tally
+
+
+async def resolve_key(context: Context, key_id: str | None) -> int | None:
+    """The internal id of the viewer organization's key ``key_id``.
+
+    A key of another organization answers exactly like a key that does not exist.
+    """
+    if key_id is None:
+        return None
+    async with context.db.connection() as conn:
+        key = await find_api_key(conn, organization_id=context.organization.id, external_id=key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id!r}.", field="keyId")
+    return key.id
+
+
+async def scope(
+    context: Context,
+    organization: OrganizationRow,
+    time_range: TimeRangeArgs,
+    *,
+    key_id: str | None = None,
+    api_key_id: int | None = None,
+) -> ReportScope:
+    resolved = resolve_range(
+        preset=time_range.preset,
+        start=time_range.start,
+        end=time_range.end,
+        timezone=time_range.timezone,
+        organization=organization,
+        now=context.clock(),
+    )
+    if key_id is not None:
+        api_key_id = await resolve_key(context, key_id)
+    return ReportScope(organization, resolved, api_key_id)
+
+
+async def totals(context: Context, report: ReportScope) -> Tally:
+    async with context.db.connection() as conn:
+        return await reports.totals(
+            conn,
+            organization_id=report.organization.id,
+            start=report.range.start,
+            end=report.range.end,
+            api_key_ids=report.key_filter,
+        )
+
+
+async def breakdown(
+    context: Context, report: ReportScope, dimension: Dimension
+) -> list[reports.Share]:
+    async with context.db.connection() as conn:
+        return await reports.breakdown(
+            conn,
+            organization_id=report.organization.id,
+            dimension=dimension,
+            start=report.range.start,
+            end=report.range.end,
+            api_key_ids=report.key_filter,
+        )
+
+
+async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[reports.Share]:
+    """Through the per-request DataLoader, so a page of keys costs one query."""
+    assert report.api_key_id is not None
+    return await context.loaders.endpoint_usage_by_key.load(
+        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+    )
+
+
+async def by_user(
+    context: Context, report: ReportScope
+) -> list[tuple[reports.Share, UserRow | None]]:
+    shares = await breakdown(context, report, Dimension.USER)
+    ids = [int(share.value) for share in shares if share.value != ""]
+    async with context.db.connection() as conn:
+        found = await load_users(conn, organization_id=report.organization.id, user_ids=ids)
+    return [(share, None if share.value == "" else found.get(int(share.value))) for share in shares]
+
+
+async def by_api_key(
+    context: Context, report: ReportScope
+) -> list[tuple[reports.Share, ApiKeyRow | None]]:
+    async with context.db.connection() as conn:
+        shares = await reports.by_api_key(
+            conn,
+            organization_id=report.organization.id,
+            start=report.range.start,
+            end=report.range.end,
+            api_key_ids=report.key_filter,
+        )
+        ids = [int(share.value) for share in shares if share.value != NO_KEY]
+        found = await api_keys_by_id(conn, organization_id=report.organization.id, key_ids=ids)
+    return [
+        (share, None if share.value == NO_KEY else found.get(int(share.value))) for share in shares
+    ]
+
+
+async def series(context: Context, report: ReportScope, granularity: Granularity) -> list[Bucket]:
+    limit = context.settings.max_series_points
+    message = (
+        f"This series would have more than {limit} points (max_series_points): "
+        "choose a coarser granularity or a shorter time range."
+    )
+    if count_periods(report.range.start, report.range.end, granularity, report.range.zone) > (
+        limit * 2 + 10
+    ):
+        raise InvalidInput(message, field="granularity")
+    edges = period_edges(report.range.start, report.range.end, granularity, report.range.zone)
+    if len(edges) - 1 > limit:
+        raise InvalidInput(message, field="granularity")
+    async with context.db.connection() as conn:
+        tallies = await reports.series(
+            conn,
+            organization_id=report.organization.id,
+            edges=edges,
+            api_key_ids=report.key_filter,
+        )
+    return [
+        Bucket(low, high, figures)
+        for low, high, figures in zip(edges[:-1], edges[1:], tallies, strict=True)
+    ]
+
+
+async def last_event_at(context: Context, report: ReportScope) -> datetime | None:
+    """When the newest event (of the key, when filtered) was recorded; None if never."""
+    if report.api_key_id is None:
+        return report.organization.last_event_at
+    async with context.db.connection() as conn:
+        keys = await api_keys_by_id(
+            conn, organization_id=report.organization.id, key_ids=[report.api_key_id]
+        )
+    key = keys.get(report.api_key_id)
+    return None if key is None else key.last_used_at

@@ -1,0 +1,134 @@
+"""Fixtures: a real database (SQLite file, or PostgreSQL when CREDITLENS_TEST_DATABASE_URL
+says so), the real ASGI app over httpx, and a clock the tests control.
+
+Each test starts from empty tables: the tables are emptied after every test rather than
+rolled back, because tests also drive real server processes and concurrent writers that
+cannot share one outer transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app.main import create_app
+from app.settings import Settings
+from db import migrate
+from db.tables import metadata
+
+POSTGRES_ENV = "CREDITLENS_TEST_DATABASE_URL"
+DEFAULT_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    """A clock that stays where the test puts it."""
+
+    def __init__(self, now: datetime = DEFAULT_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _postgres_execute(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database=parsed.database or "postgres",
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database for this test session."""
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        path = Path(tmp_path_factory.mktemp("db")) / "creditlens-test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        migrate.upgrade(url)
+        yield url
+        return
+    name = f"creditlens_test_{uuid.uuid4().hex[:10]}"
+    # A PostgreSQL leg that cannot reach its server must fail, never skip.
+    asyncio.run(_postgres_execute(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_postgres_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+async def _empty_tables(url: str) -> None:
+    from db.engine import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = [table.name for table in reversed(metadata.sorted_tables)]
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in names:
+                    await conn.execute(text(f"DELETE FROM {name}"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def clean_database(database_url: str) -> AsyncIterator[str]:
+    yield database_url
+    await _empty_tables(database_url)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def settings(clean_database: str) -> Settings:
+    return Settings(database_url=clean_database)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FixedClock):  # type: ignore[no-untyped-def]
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def engine(app):  # type: ignore[no-untyped-def]
+    """The app's own engine, for direct reads and writes in a test."""
+    return app.state.engine

@@ -1,0 +1,129 @@
+"""Keyword factories for tests: organizations, users, tokens, events and requests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import writing
+from db.queries.directory import create_organization, create_user
+from db.queries.tokens import INGEST_SCOPE, USER_SCOPE, create_token
+
+PEPPER = "creditlens-development-pepper"
+_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    organization_id: int
+    slug: str
+    user_id: int
+    token: str
+
+
+async def make_tenant(
+    engine: AsyncEngine,
+    *,
+    now: datetime,
+    plan: str = "PRO",
+    role: str = "ADMIN",
+    timezone: str = "UTC",
+    slug: str | None = None,
+    allowance: int = 100_000,
+    anchor: datetime | None = None,
+) -> Tenant:
+    """An organization with one user and a token for that user."""
+    slug = slug or f"org-{next(_numbers)}"
+    async with writing(engine) as conn:
+        organization_id = await create_organization(
+            conn,
+            slug=slug,
+            name=slug.title(),
+            plan=plan,
+            timezone=timezone,
+            credit_allowance=allowance,
+            billing_cycle_anchor=anchor or datetime(2026, 1, 1, tzinfo=UTC),
+            now=now,
+        )
+        user_id = await create_user(
+            conn,
+            organization_id=organization_id,
+            external_id=f"viewer-{next(_numbers)}",
+            name="Viewer",
+            email=None,
+            role=role,
+            now=now,
+        )
+        _, token = await create_token(
+            conn, pepper=PEPPER, scope=USER_SCOPE, user_id=user_id, now=now
+        )
+    return Tenant(organization_id, slug, user_id, token)
+
+
+async def add_user(
+    engine: AsyncEngine, tenant: Tenant, *, role: str, now: datetime, expires_at: Any = None
+) -> tuple[int, int, str]:
+    """Another user of the tenant's organization: (user id, token id, token)."""
+    async with writing(engine) as conn:
+        user_id = await create_user(
+            conn,
+            organization_id=tenant.organization_id,
+            external_id=f"user-{next(_numbers)}",
+            name="Someone",
+            email=None,
+            role=role,
+            now=now,
+        )
+        token_id, token = await create_token(
+            conn, pepper=PEPPER, scope=USER_SCOPE, user_id=user_id, now=now, expires_at=expires_at
+        )
+    return user_id, token_id, token
+
+
+async def make_ingest_token(engine: AsyncEngine, *, now: datetime) -> str:
+    async with writing(engine) as conn:
+        _, token = await create_token(
+            conn, pepper=PEPPER, scope=INGEST_SCOPE, user_id=None, now=now
+        )
+    return token
+
+
+def event(organization: str, occurred_at: datetime, **fields: Any) -> dict[str, Any]:
+    """A valid event; override any field by keyword (None removes it)."""
+    body: dict[str, Any] = {
+        "id": f"evt-{next(_numbers)}",
+        "organization": organization,
+        "api_key": "key-a",
+        "source": "api",
+        "endpoint": "/v2/person",
+        "status": 200,
+        "credits": 1,
+        "timestamp": occurred_at.isoformat(),
+    }
+    body.update(fields)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+async def post_events(
+    client: httpx.AsyncClient, token: str, events: list[dict[str, Any]]
+) -> httpx.Response:
+    return await client.post(
+        "/v1/events", json=events, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def graphql(
+    client: httpx.AsyncClient,
+    token: str | None,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )

@@ -1,0 +1,87 @@
+"""Tokens: missing, malformed, unknown, expired, revoked, or of the wrong scope."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from db.engine import writing
+from db.queries.tokens import revoke_token
+from tests.factories import add_user, graphql, make_ingest_token, make_tenant
+
+VIEWER = "{ viewer { name role } }"
+
+
+def assert_unauthenticated(response):
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "data" not in body
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer cl_not-a-real-token", "Bearer x" * 50],
+    ids=["missing", "empty", "no-token", "basic", "unknown", "oversized"],
+)
+async def test_no_or_bad_token_is_401_with_graphql_body(client, header):
+    headers = {} if header is None else {"Authorization": header}
+    response = await client.post("/graphql", json={"query": VIEWER}, headers=headers)
+    assert_unauthenticated(response)
+
+
+async def test_valid_token_names_the_viewer(client, engine, clock):
+    tenant = await make_tenant(engine, now=clock(), role="MEMBER")
+    body = (await graphql(client, tenant.token, VIEWER)).json()
+    assert body == {"data": {"viewer": {"name": "Viewer", "role": "MEMBER"}}}
+
+
+async def test_expired_token_is_refused(client, engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    _, _, token = await add_user(
+        engine, tenant, role="ADMIN", now=clock(), expires_at=clock() + timedelta(hours=1)
+    )
+    assert (await graphql(client, token, VIEWER)).status_code == 200
+    clock.now += timedelta(hours=1)
+    assert_unauthenticated(await graphql(client, token, VIEWER))
+
+
+async def test_revoked_token_stops_working_at_once(client, engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    _, token_id, token = await add_user(engine, tenant, role="ADMIN", now=clock())
+    assert (await graphql(client, token, VIEWER)).status_code == 200
+    async with writing(engine) as conn:
+        assert await revoke_token(conn, token_id=token_id, now=clock())
+    assert_unauthenticated(await graphql(client, token, VIEWER))
+
+
+async def test_ingest_token_cannot_query(client, engine, clock):
+    token = await make_ingest_token(engine, now=clock())
+    response = await graphql(client, token, VIEWER)
+    assert response.status_code == 403
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert "ingest" in error["message"]
+
+
+async def test_user_token_cannot_ingest(client, engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    response = await client.post(
+        "/v1/events", json=[], headers={"Authorization": f"Bearer {tenant.token}"}
+    )
+    assert response.status_code == 403
+    assert "--ingest" in response.json()["message"]
+
+
+async def test_tokens_are_stored_only_as_hashes(client, engine, clock):
+    from sqlalchemy import select
+
+    from db.tables import access_tokens
+
+    tenant = await make_tenant(engine, now=clock())
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(access_tokens.c.token_hash))).scalars().all()
+    assert tenant.token not in stored
+    assert all(len(value) == 64 for value in stored)

@@ -1,0 +1,47 @@
+"""The Alembic migrations and the SQLAlchemy tables describe the same schema."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from db.engine import create_engine
+from db.migrate import current_revision, head_revision
+from db.tables import metadata
+
+
+async def test_migrated_database_matches_the_tables(database_url):
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                )
+            )
+            revision = await current_revision(conn)
+    finally:
+        await engine.dispose()
+    assert diff == []
+    assert revision == head_revision()
+
+
+async def test_readyz_reports_the_migration(client):
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "migration": head_revision()}
+
+
+async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
+    import httpx
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/empty.db"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["expected"] == head_revision()
