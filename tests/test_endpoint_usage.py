@@ -19,7 +19,12 @@ query($range: TimeRangeInput!, $key: ID) {
   }
 }
 """
-ENDPOINTS = ["/v2/person", "/v2/company", "prospecting/contact/enrich", "prospecting/company/search"]
+ENDPOINTS = [
+    "/v2/person",
+    "/v2/company",
+    "prospecting/contact/enrich",
+    "prospecting/company/search",
+]
 
 
 def random_events(slug: str, rng: random.Random, start: datetime, count: int) -> list[dict]:
