@@ -25,9 +25,7 @@ from resolvers import usage as usage_resolvers
 class CreditPool:
     cycle_start: datetime = strawberry.field(description="First instant of the billing cycle.")
     cycle_end: datetime = strawberry.field(description="First instant of the next cycle.")
-    allowance: BigInt = strawberry.field(
-        description="Credits the plan grants per cycle."
-    )
+    allowance: BigInt = strawberry.field(description="Credits the plan grants per cycle.")
     consumed: BigInt = strawberry.field(
         description="Credits consumed so far this cycle, by all keys."
     )

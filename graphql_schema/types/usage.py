@@ -79,9 +79,7 @@ class UsageBucket:
     start: datetime = strawberry.field(description="First instant of the period (UTC).")
     end: datetime = strawberry.field(description="First instant after the period (UTC).")
     calls: BigInt = strawberry.field(description="Number of calls.")
-    credits_consumed: BigInt = strawberry.field(
-        description="Credits consumed."
-    )
+    credits_consumed: BigInt = strawberry.field(description="Credits consumed.")
 
 
 @strawberry.type(description="The exact instants and time zone a report covers.")
