@@ -9,7 +9,6 @@ file again is safe because event ids make ingestion idempotent.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clock import system_clock
 from db.ingestion import EventError, IngestRejected, ingest
+from db.ingestion.decoding import MalformedJson, decode
 
 CSV_INTEGERS = ("status", "credits")
 
@@ -50,9 +50,11 @@ def _ndjson(stream: TextIO) -> Iterator[object]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as error:
-            yield _Malformed(f"line {number}: {error.msg} at column {error.colno}")
+            yield decode(line, line=number)
+        except MalformedJson as error:
+            yield _Malformed(
+                f"malformed JSON at line {error.line}, column {error.column}: {error.reason}"
+            )
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,12 @@ def _csv(stream: TextIO) -> Iterator[object]:
         event: dict[str, object] = {k: v for k, v in row.items() if k and v not in (None, "")}
         for name in CSV_INTEGERS:
             value = event.get(name)
-            if isinstance(value, str) and value.lstrip("-").isdigit():
-                event[name] = int(value)
+            # Bounded so a 5,000-digit cell stays a string (and is refused) instead of
+            # raising; 19 digits hold any 64-bit value.
+            if isinstance(value, str):
+                digits = value.removeprefix("-")
+                if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+                    event[name] = int(value)
         for ref in ("api_key", "user"):
             name = event.pop(f"{ref}_name", None)
             if ref in event and name is not None:

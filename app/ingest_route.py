@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,6 +10,7 @@ from app.auth import WWW_AUTHENTICATE, principal_of
 from app.clock import Clock
 from app.settings import Settings
 from db.ingestion import IngestRejected, ingest
+from db.ingestion.decoding import MalformedJson, decode
 from db.queries.tokens import INGEST_SCOPE
 
 JSON_TYPES = {"application/json"}
@@ -44,29 +43,15 @@ async def read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode_error(error: json.JSONDecodeError, line_offset: int = 0) -> BadBody:
+def _malformed(error: MalformedJson) -> BadBody:
     return _error(
         400,
         "malformed_json",
-        f"Malformed JSON at line {error.lineno + line_offset}, column {error.colno}: {error.msg}.",
-        line=error.lineno + line_offset,
-        column=error.colno,
-        position=error.pos,
+        f"Malformed JSON at line {error.line}, column {error.column}: {error.reason}.",
+        line=error.line,
+        column=error.column,
+        position=error.position,
     )
-
-
-def parse_json_array(body: bytes, max_events: int) -> list[object]:
-    try:
-        parsed = json.loads(body)
-    except UnicodeDecodeError as error:
-        raise _error(400, "malformed_json", "The body is not UTF-8 text.") from error
-    except json.JSONDecodeError as error:
-        raise _decode_error(error) from error
-    if not isinstance(parsed, list):
-        raise _error(400, "not_an_array", "The body must be a JSON array of events.")
-    if len(parsed) > max_events:
-        raise _too_many(max_events)
-    return parsed
 
 
 def _too_many(max_events: int) -> BadBody:
@@ -78,21 +63,33 @@ def _too_many(max_events: int) -> BadBody:
     )
 
 
+def parse_json_array(body: bytes, max_events: int) -> list[object]:
+    """A JSON array of events. The body cap already bounds the parse; the count is checked
+    before any event is validated."""
+    try:
+        parsed = decode(body)
+    except MalformedJson as error:
+        raise _malformed(error) from error
+    if not isinstance(parsed, list):
+        raise _error(400, "not_an_array", "The body must be a JSON array of events.")
+    if len(parsed) > max_events:
+        raise _too_many(max_events)
+    return parsed
+
+
 def parse_ndjson(body: bytes, max_events: int) -> list[object]:
-    """One JSON object per line; blank lines are skipped. Counted before parsing."""
+    """One JSON value per line; blank lines are skipped. Lines are counted before parsing."""
     lines = body.split(b"\n")
-    if sum(1 for line in lines if line.strip()) > max_events:
+    if len(lines) > max_events and sum(1 for line in lines if line.strip()) > max_events:
         raise _too_many(max_events)
     events: list[object] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            events.append(json.loads(line))
-        except UnicodeDecodeError as error:
-            raise _error(400, "malformed_json", f"Line {number} is not UTF-8 text.") from error
-        except json.JSONDecodeError as error:
-            raise _decode_error(error, number - 1) from error
+            events.append(decode(line, line=number))
+        except MalformedJson as error:
+            raise _malformed(error) from error
     return events
 
 

@@ -66,13 +66,32 @@ class ValidEvent:
     occurred_at: datetime
 
 
+MAX_ORGANIZATION_ID = 2**63 - 1  # a BIGINT: larger numbers cannot name a stored row
+
+
+def _storable(value: str) -> bool:
+    """False for text a database refuses: NUL (PostgreSQL) or lone surrogates (not UTF-8)."""
+    if value.isascii():
+        return "\x00" not in value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def _text(value: object, limit: int) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
-    if not value or len(value) > limit:
+    if not value or len(value) > limit or not _storable(value):
         return None
     return value
+
+
+def _required(raw: Mapping[str, object], field: str, wanted: str) -> str:
+    """The reason a required field is refused: missing, or present but not ``wanted``."""
+    return f"is required: {wanted}" if raw.get(field) is None else f"must be {wanted}"
 
 
 def _reference(value: object) -> Reference | str | None:
@@ -127,12 +146,15 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
         fail(str(field), "is not a known field")
     ident = _text(raw.get("id"), MAX_ID_LENGTH)
     if ident is None:
-        fail("id", f"is required: a string of 1 to {MAX_ID_LENGTH} characters")
+        fail("id", _required(raw, "id", f"a string of 1 to {MAX_ID_LENGTH} characters"))
     organization = raw.get("organization")
-    if not (isinstance(organization, int) and not isinstance(organization, bool)):
+    if isinstance(organization, int) and not isinstance(organization, bool):
+        if not 1 <= organization <= MAX_ORGANIZATION_ID:
+            fail("organization", f"must be an id from 1 to {MAX_ORGANIZATION_ID} or a slug")
+    else:
         organization = _text(organization, 64)
         if organization is None:
-            fail("organization", "is required: the organization's id or slug")
+            fail("organization", _required(raw, "organization", "the organization's id or slug"))
     api_key = _reference(raw.get("api_key"))
     if isinstance(api_key, str):
         fail("api_key", api_key)
@@ -141,21 +163,24 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
         fail("user", user)
     source = _text(raw.get("source"), MAX_SOURCE_LENGTH)
     if source is None:
-        fail("source", f"is required: a string of 1 to {MAX_SOURCE_LENGTH} characters")
+        fail("source", _required(raw, "source", f"a string of 1 to {MAX_SOURCE_LENGTH} characters"))
     endpoint = _text(raw.get("endpoint"), MAX_ENDPOINT_LENGTH)
     if endpoint is None:
-        fail("endpoint", f"is required: a string of 1 to {MAX_ENDPOINT_LENGTH} characters")
+        wanted = f"a string of 1 to {MAX_ENDPOINT_LENGTH} characters"
+        fail("endpoint", _required(raw, "endpoint", wanted))
     status = raw.get("status")
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        fail("status", "is required: an HTTP status code from 100 to 599")
+        fail("status", _required(raw, "status", "an HTTP status code from 100 to 599"))
     credits = raw.get("credits")
     if not isinstance(credits, int) or isinstance(credits, bool):
-        fail("credits", "is required: an integer")
+        # 1.0 is refused too: credits are counted, and a float hides rounding.
+        fail("credits", _required(raw, "credits", "an integer"))
     elif not 0 <= credits <= MAX_CREDITS:
         fail("credits", f"must be between 0 and {MAX_CREDITS}")
     occurred_at = parse_timestamp(raw.get("timestamp"), now)
     if isinstance(occurred_at, str):
-        fail("timestamp", occurred_at)
+        missing = raw.get("timestamp") is None
+        fail("timestamp", f"is required: {occurred_at[5:]}" if missing else occurred_at)
     if errors:
         return errors
     # No errors means every field parsed; these narrow the types for the checker.

@@ -174,6 +174,39 @@ async def add_to_rollups(conn: AsyncConnection, deltas: list[dict[str, object]])
     await conn.execute(statement, deltas)
 
 
+def _payload(event: ValidEvent) -> tuple[object, ...]:
+    return (
+        event.api_key,
+        event.user,
+        event.source,
+        event.endpoint,
+        event.status,
+        event.credits,
+        event.occurred_at,
+    )
+
+
+def _first_of_each_id(
+    events: Sequence[ValidEvent], orgs: dict[str | int, int]
+) -> dict[tuple[int, str], ValidEvent]:
+    """The first event of each (organization, id); a repeat must be the same event.
+
+    A repeat with other fields is a producer bug (two calls under one idempotency key):
+    keeping either silently would make the stored numbers depend on order, so the batch is
+    refused instead.
+    """
+    unique: dict[tuple[int, str], ValidEvent] = {}
+    errors: list[EventError] = []
+    for event in events:
+        first = unique.setdefault((orgs[event.organization], event.id), event)
+        if first is not event and _payload(first) != _payload(event):
+            reason = f"repeats the id of event {first.index} with different fields"
+            errors.append(EventError(event.index, "id", reason))
+    if errors:
+        raise IngestRejected(errors)
+    return unique
+
+
 async def ingest_events(
     conn: AsyncConnection, events: Sequence[ValidEvent], *, now: datetime
 ) -> IngestResult:
@@ -193,9 +226,7 @@ async def ingest_events(
     if errors:
         raise IngestRejected(errors)
 
-    unique: dict[tuple[int, str], ValidEvent] = {}
-    for event in events:
-        unique.setdefault((orgs[event.organization], event.id), event)
+    unique = _first_of_each_id(events, orgs)
     in_batch_duplicates = len(events) - len(unique)
 
     keyed = [(org, event.api_key) for (org, _), event in unique.items()]

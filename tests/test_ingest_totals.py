@@ -1,0 +1,75 @@
+"""What the database holds, summed, so a test can show a refused batch changed nothing.
+
+Shared by the ingestion tests (imported from here); its own test proves it notices a
+rollup that disagrees with the raw events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.dimensions import Dimension
+from db.engine import writing
+from db.ingestion.writer import GRAIN_SECONDS
+from db.tables import api_keys, usage_events, usage_rollups, users
+
+
+@dataclass(frozen=True)
+class Totals:
+    events: int
+    credits: int
+    rollup_calls: dict[tuple[int, int], int]  # (grain, dimension) -> sum of calls
+    rollup_credits: dict[tuple[int, int], int]
+    api_keys: int
+    users: int
+
+    def rollups_match_events(self) -> bool:
+        """Every grain and dimension of the rollups sums to the raw events."""
+        return all(
+            self.rollup_calls.get((grain, dimension), 0) == self.events
+            and self.rollup_credits.get((grain, dimension), 0) == self.credits
+            for grain in GRAIN_SECONDS
+            for dimension in Dimension
+        )
+
+
+async def totals(engine: AsyncEngine) -> Totals:
+    e, r = usage_events.c, usage_rollups.c
+    async with engine.connect() as conn:
+        count, credits = (
+            await conn.execute(select(func.count(), func.coalesce(func.sum(e.credits), 0)))
+        ).one()
+        rows = await conn.execute(
+            select(r.grain, r.dimension, func.sum(r.calls), func.sum(r.credits)).group_by(
+                r.grain, r.dimension
+            )
+        )
+        calls: dict[tuple[int, int], int] = {}
+        sums: dict[tuple[int, int], int] = {}
+        for grain, dimension, call_sum, credit_sum in rows:
+            calls[(grain, dimension)] = int(call_sum)
+            sums[(grain, dimension)] = int(credit_sum)
+        keys = (await conn.execute(select(func.count()).select_from(api_keys))).scalar_one()
+        people = (await conn.execute(select(func.count()).select_from(users))).scalar_one()
+    return Totals(int(count), int(credits), calls, sums, int(keys), int(people))
+
+
+async def test_totals_notice_a_rollup_that_disagrees_with_events(engine, clock):
+    from db.ingestion import ingest
+    from tests.factories import event, make_tenant
+
+    tenant = await make_tenant(engine, now=clock())
+    at = clock() - timedelta(hours=1)
+    await ingest(engine, [event(tenant.slug, at, credits=3)], now=clock())
+    good = await totals(engine)
+    assert (good.events, good.credits) == (1, 3)
+    assert good.rollups_match_events()
+    async with writing(engine) as conn:
+        await conn.execute(
+            update(usage_rollups).where(usage_rollups.c.grain == 3600).values(credits=4)
+        )
+    assert not (await totals(engine)).rollups_match_events()
