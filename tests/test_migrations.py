@@ -45,3 +45,41 @@ async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
             response = await http.get("/readyz")
     assert response.status_code == 503
     assert response.json()["expected"] == head_revision()
+
+
+async def test_migrations_downgrade_to_nothing_and_back(database_url, tmp_path):
+    import asyncio
+    import uuid
+
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from db import migrate
+    from tests.conftest import _postgres_execute
+
+    if database_url.startswith("postgresql"):
+        name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
+        await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    else:
+        name, url = None, f"sqlite+aiosqlite:///{tmp_path}/roundtrip.db"
+
+    async def tables() -> set[str]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    try:
+        # Alembic runs its own event loop: keep it off ours.
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert set(metadata.tables) <= await tables()
+        await asyncio.to_thread(migrate.downgrade, url, "base")
+        assert await tables() <= {"alembic_version"}
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert set(metadata.tables) <= await tables()
+    finally:
+        if name is not None:
+            await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
