@@ -1,0 +1,201 @@
+"""The floor: plain Starlette JSON routes that run the same SQL as the GraphQL fields.
+
+    uvicorn --app-dir bench plain_app:app      # settings from CREDITLENS_* like app.asgi
+
+Each route does what a GraphQL request does, minus GraphQL: the same bearer-token lookup
+(``principal_of``, then the user and the organization), one connection for the request, the
+same range resolution and the same ``db.queries`` functions, then ``JSONResponse``. The read
+benchmark runs it beside the real app, so the ratio of the two is GraphQL's own cost.
+
+- ``GET /plain/endpoint-usage?preset=LAST_30_DAYS[&key=ID]``: scenario (a)
+- ``GET /plain/report?preset=LAST_90_DAYS[&tz=ZONE]``: scenario (b), totals, endpoints,
+  sources and a daily series
+- ``GET /plain/keys-endpoint-usage?preset=LAST_30_DAYS&first=50``: scenario (c)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.auth import principal_of
+from app.clock import system_clock
+from app.settings import Settings
+from db.dimensions import Dimension
+from db.engine import create_engine
+from db.periods import Granularity, period_edges
+from db.queries import reports
+from db.queries.directory import (
+    OrganizationRow,
+    find_api_key,
+    get_organization,
+    get_user,
+    list_api_keys,
+)
+from db.queries.tokens import USER_SCOPE
+from resolvers.time_range import Preset, ResolvedRange, resolve_range
+
+
+def _shares(rows: list[reports.Share], name: str) -> list[dict[str, Any]]:
+    return [
+        {
+            name: row.value,
+            "calls": row.calls,
+            "creditsConsumed": row.credits,
+            "percentOfTotal": round(row.percent, 2),
+        }
+        for row in rows
+    ]
+
+
+def _range(request: Request, organization: OrganizationRow) -> ResolvedRange:
+    return resolve_range(
+        preset=Preset(request.query_params.get("preset", "LAST_30_DAYS")),
+        start=None,
+        end=None,
+        timezone=request.query_params.get("tz"),
+        organization=organization,
+        now=system_clock(),
+    )
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+def create_plain_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+
+    async def viewer_org(request: Request, conn: AsyncConnection) -> OrganizationRow | None:
+        principal, _ = await principal_of(request, conn, settings, system_clock)
+        if principal is None or principal.scope != USER_SCOPE or principal.user_id is None:
+            return None
+        user = await get_user(conn, user_id=principal.user_id)
+        if user is None or user.role != "ADMIN":
+            return None
+        return await get_organization(conn, organization_id=user.organization_id)
+
+    async def endpoint_usage(request: Request) -> JSONResponse:
+        async with engine.connect() as conn:
+            organization = await viewer_org(request, conn)
+            if organization is None:
+                return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+            span = _range(request, organization)
+            key_ids = None
+            if "key" in request.query_params:
+                key = await find_api_key(
+                    conn, organization_id=organization.id, external_id=request.query_params["key"]
+                )
+                if key is None:
+                    return JSONResponse({"error": "NOT_FOUND"}, status_code=404)
+                key_ids = [key.id]
+            rows = await reports.breakdown(
+                conn,
+                organization_id=organization.id,
+                dimension=Dimension.ENDPOINT,
+                start=span.start,
+                end=span.end,
+                api_key_ids=key_ids,
+            )
+        return JSONResponse({"endpointUsage": _shares(rows, "endpoint")})
+
+    async def report(request: Request) -> JSONResponse:
+        async with engine.connect() as conn:
+            organization = await viewer_org(request, conn)
+            if organization is None:
+                return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+            span = _range(request, organization)
+            common = {
+                "organization_id": organization.id,
+                "start": span.start,
+                "end": span.end,
+                "api_key_ids": None,
+            }
+            total = await reports.totals(conn, **common)
+            by_endpoint = await reports.breakdown(conn, dimension=Dimension.ENDPOINT, **common)
+            by_source = await reports.breakdown(conn, dimension=Dimension.SOURCE, **common)
+            edges = period_edges(span.start, span.end, Granularity.DAY, span.zone)
+            series = await reports.series(
+                conn, organization_id=organization.id, edges=edges, api_key_ids=None
+            )
+        return JSONResponse(
+            {
+                "calls": total.calls,
+                "creditsConsumed": total.credits,
+                "byEndpoint": _shares(by_endpoint, "endpoint"),
+                "bySource": _shares(by_source, "source"),
+                "series": [
+                    {
+                        "start": _iso(low),
+                        "end": _iso(high),
+                        "calls": figures.calls,
+                        "creditsConsumed": figures.credits,
+                    }
+                    for low, high, figures in zip(edges[:-1], edges[1:], series, strict=True)
+                ],
+            }
+        )
+
+    async def keys_endpoint_usage(request: Request) -> JSONResponse:
+        async with engine.connect() as conn:
+            organization = await viewer_org(request, conn)
+            if organization is None:
+                return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+            span = _range(request, organization)
+            keys, _, _ = await list_api_keys(
+                conn,
+                organization_id=organization.id,
+                first=int(request.query_params.get("first", "50")),
+                after_id=None,
+                include_revoked=False,
+            )
+            per_key = await reports.breakdown_per_key(
+                conn,
+                organization_id=organization.id,
+                dimension=Dimension.ENDPOINT,
+                start=span.start,
+                end=span.end,
+                api_key_ids=[key.id for key in keys],
+            )
+        return JSONResponse(
+            {
+                "nodes": [
+                    {"id": key.external_id, "endpointUsage": _shares(per_key[key.id], "endpoint")}
+                    for key in keys
+                ]
+            }
+        )
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/plain/endpoint-usage", endpoint_usage),
+            Route("/plain/report", report),
+            Route("/plain/keys-endpoint-usage", keys_endpoint_usage),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+
+
+app = create_plain_app()

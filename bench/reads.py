@@ -1,0 +1,324 @@
+"""Read benchmarks over HTTP: a real uvicorn process, wrk in another process.
+
+    python bench/reads.py --sizes 100k,1m --backends sqlite,postgres
+    python bench/reads.py --sizes 10m --backends sqlite --duration 10
+
+For each dataset that ``bench/generate.py`` has loaded, two servers start side by side:
+the real app (``uvicorn app.asgi:app``) and the floor (``bench/plain_app.py``, the same SQL
+and auth without GraphQL), each pinned to CPU 0 while wrk runs pinned to CPU 1, so the load
+generator does not steal the server's core. Every scenario is first checked (status 200, no
+GraphQL errors, same figures from both servers), then measured twice per server: with one
+connection (latency: p50 and p99 of an unloaded server) and with ``--connections`` (the
+throughput, req/s). wrk's own cost is printed: its CPU time per request and its ceiling
+against a trivial route. The server's peak RSS is read from /proc (VmHWM) at the end.
+
+Scenarios:
+  a-all   organization.endpointUsage(LAST_30_DAYS)              (the consumption table)
+  a-key   the same, keyId: the organization's busiest key
+  b       usage(LAST_90_DAYS) in the organization's zone (Europe/Berlin): totals,
+          byEndpoint, bySource, series(DAY)
+  c       apiKeys(first: 50) { nodes { endpointUsage(LAST_30_DAYS) } }
+
+Prints a markdown table and never passes or fails; results also go to bench/out/reads-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+GRAPHQL_PORT = 8101
+PLAIN_PORT = 8102
+SHARES = "endpoint calls creditsConsumed percentOfTotal"
+
+SCENARIOS: dict[str, tuple[str, dict[str, Any], str]] = {
+    # name: (GraphQL query, variables, plain route path)
+    "a-all": (
+        "query { organization { endpointUsage(timeRange: {preset: LAST_30_DAYS}) { "
+        + SHARES
+        + " } } }",
+        {},
+        "/plain/endpoint-usage?preset=LAST_30_DAYS",
+    ),
+    "a-key": (
+        "query($key: ID) { organization { endpointUsage(timeRange: {preset: LAST_30_DAYS}, "
+        "keyId: $key) { " + SHARES + " } } }",
+        {"key": "{key}"},
+        "/plain/endpoint-usage?preset=LAST_30_DAYS&key={key}",
+    ),
+    "b": (
+        "query { organization { usage(timeRange: {preset: LAST_90_DAYS}) { calls "
+        "creditsConsumed byEndpoint { " + SHARES + " } bySource { source calls "
+        "creditsConsumed percentOfTotal } series(granularity: DAY) { start end calls "
+        "creditsConsumed } } } }",
+        {},
+        "/plain/report?preset=LAST_90_DAYS",
+    ),
+    "c": (
+        "query { organization { apiKeys(first: 50) { nodes { id endpointUsage(timeRange: "
+        "{preset: LAST_30_DAYS}) { " + SHARES + " } } } } }",
+        {},
+        "/plain/keys-endpoint-usage?preset=LAST_30_DAYS&first=50",
+    ),
+}
+
+
+def _lua(method: str, token: str, body: str | None) -> str:
+    lines = [
+        f'wrk.method = "{method}"',
+        f'wrk.headers["Authorization"] = "Bearer {token}"',
+    ]
+    if body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = [==[{body}]==]")
+    return "\n".join(lines) + "\n"
+
+
+def _millis(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, script: str, *, connections: int, duration: int) -> dict[str, float]:
+    """One wrk run pinned to CPU 1: p50, p99 (ms), req/s, and wrk's CPU per request (us)."""
+    path = OUT / "wrk.lua"
+    path.write_text(script)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run(
+        [
+            *_pin(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(path),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = run.stdout
+    percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.MULTILINE))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "p50": _millis(percent["50"]),
+        "p99": _millis(percent["99"]),
+        "rps": rate,
+        "requests": requests,
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "wrk_cpu_us_per_request": 1e6 * cpu / max(requests, 1),
+    }
+
+
+def _pin(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > 1 else []
+
+
+@contextmanager
+def server(command: list[str], port: int, url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "CREDITLENS_DATABASE_URL": url,
+        "CREDITLENS_RATE_LIMIT_PER_MINUTE": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                *_pin(0),
+                *command,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        for _ in range(200):
+            with suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"server on {port} did not start; see {log}")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else -1.0
+
+
+def fetch(url: str, token: str, body: dict[str, Any] | None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _credits(document: Any) -> int:
+    """Sum of every creditsConsumed in a response, to compare the two servers."""
+    if isinstance(document, dict):
+        return sum(
+            value if key == "creditsConsumed" and isinstance(value, int) else _credits(value)
+            for key, value in document.items()
+        )
+    if isinstance(document, list):
+        return sum(_credits(item) for item in document)
+    return 0
+
+
+def bench_dataset(
+    backend: str, size: str, *, duration: int, connections: int, scenarios: list[str]
+) -> list[dict[str, Any]]:
+    info = json.loads((OUT / f"{backend}-{size}.json").read_text())
+    token, key = info["token"], info["key"]
+    log = OUT / f"servers-{backend}-{size}.log"
+    python = str(ROOT / ".venv/bin/python")
+    rows: list[dict[str, Any]] = []
+    graphql_cmd = [python, "-m", "uvicorn", "app.asgi:app"]
+    plain_cmd = [python, "-m", "uvicorn", "--app-dir", "bench", "plain_app:app"]
+    with (
+        server(graphql_cmd, GRAPHQL_PORT, info["url"], log) as graphql,
+        server(plain_cmd, PLAIN_PORT, info["url"], log),
+    ):
+        floor = wrk(
+            f"http://127.0.0.1:{PLAIN_PORT}/healthz",
+            _lua("GET", token, None),
+            connections=connections,
+            duration=3,
+        )
+        for name in scenarios:
+            query, variables, plain_path = SCENARIOS[name]
+            variables = {k: v.replace("{key}", key) for k, v in variables.items()}
+            plain_path = plain_path.replace("{key}", key)
+            body = {"query": query, "variables": variables}
+            graphql_url = f"http://127.0.0.1:{GRAPHQL_PORT}/graphql"
+            plain_url = f"http://127.0.0.1:{PLAIN_PORT}{plain_path}"
+            answer = fetch(graphql_url, token, body)
+            if answer.get("errors"):
+                raise RuntimeError(f"{name}: {answer['errors']}")
+            plain_answer = fetch(plain_url, token, None)
+            same = _credits(answer) == _credits(plain_answer)
+            row: dict[str, Any] = {
+                "backend": backend,
+                "size": size,
+                "scenario": name,
+                "same_figures": same,
+                "response_bytes": len(json.dumps(answer)),
+                "load_before": round(os.getloadavg()[0], 2),
+            }
+            graphql_script = _lua("POST", token, json.dumps(body))
+            plain_script = _lua("GET", token, None)
+            for label, url, script in (
+                ("graphql", graphql_url, graphql_script),
+                ("plain", plain_url, plain_script),
+            ):
+                for mode, c in (("c1", 1), (f"c{connections}", connections)):
+                    row[f"{label}_{mode}"] = wrk(url, script, connections=c, duration=duration)
+            row["load_after"] = round(os.getloadavg()[0], 2)
+            rows.append(row)
+            print(_line(row, connections), flush=True)
+        rss = peak_rss_mib(graphql.pid)
+    for row in rows:
+        row["graphql_peak_rss_mib"] = round(rss, 1)
+        row["wrk_ceiling_rps"] = round(floor["rps"])
+    return rows
+
+
+HEADER = (
+    "| db | events | scenario | GraphQL p50 ms | p99 ms | req/s c=1 | req/s c={c} "
+    "| plain p50 ms | p99 ms | req/s c={c} | GraphQL/plain req/s | load |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _line(row: dict[str, Any], connections: int) -> str:
+    g1, gn = row["graphql_c1"], row[f"graphql_c{connections}"]
+    p1, pn = row["plain_c1"], row[f"plain_c{connections}"]
+    flag = "" if row["same_figures"] else " (figures differ!)"
+    return (
+        f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {g1['p50']:.2f} | "
+        f"{g1['p99']:.2f} | {g1['rps']:.0f} | {gn['rps']:.0f} | {p1['p50']:.2f} | "
+        f"{p1['p99']:.2f} | {pn['rps']:.0f} | {gn['rps'] / pn['rps']:.2f} | "
+        f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100k,1m")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    started = datetime.now(UTC)
+    print(f"{started:%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()}", file=sys.stderr)
+    print(HEADER.format(c=args.connections), flush=True)
+    rows: list[dict[str, Any]] = []
+    for backend in args.backends.split(","):
+        for size in args.sizes.split(","):
+            described = OUT / f"{backend}-{size}.json"
+            if not described.exists() or not json.loads(described.read_text()).get("complete"):
+                print(f"| {backend} | {size} | not loaded: run bench/generate.py |", flush=True)
+                continue
+            rows.extend(
+                bench_dataset(
+                    backend,
+                    size,
+                    duration=args.duration,
+                    connections=args.connections,
+                    scenarios=args.scenarios.split(","),
+                )
+            )
+    if rows:
+        print()
+        print("| db | events | GraphQL server peak RSS MiB | wrk ceiling req/s (/healthz) |")
+        print("|---|---|---|---|")
+        for row in {(r["backend"], r["size"]): r for r in rows}.values():
+            cpu = row[f"graphql_c{args.connections}"]["wrk_cpu_us_per_request"]
+            print(
+                f"| {row['backend']} | {row['size']} | {row['graphql_peak_rss_mib']} | "
+                f"{row['wrk_ceiling_rps']} (wrk CPU {cpu:.0f} us per request) |"
+            )
+        path = OUT / f"reads-{started:%Y%m%dT%H%M%S}.json"
+        path.write_text(json.dumps(rows, indent=2))
+        print(f"\nraw results: {path.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
