@@ -56,7 +56,16 @@ class Context:
     viewer: UserRow
     organization: OrganizationRow
     request_id: str = ""
+    token_id: int = 0
     loaders: Loaders = field(init=False)
+    # Filled in by the QueryCost extension: what ran and what it was estimated to cost.
+    operation_names: list[str] = field(default_factory=list)
+    query_cost: int = 0
+
+    def record_operation(self, name: str | None, cost: int) -> None:
+        if name:
+            self.operation_names.append(name)
+        self.query_cost += cost
 
     def __post_init__(self) -> None:
         from db.loaders import Loaders

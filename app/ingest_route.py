@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.auth import WWW_AUTHENTICATE, principal_of
 from app.clock import Clock
+from app.rate_limit import rate_limited
 from app.settings import Settings
 from db.ingestion import IngestRejected, ingest
 from db.ingestion.decoding import MalformedJson, decode
@@ -117,6 +118,9 @@ class IngestRoute:
                 },
                 status_code=403,
             )
+        limited = rate_limited(request, principal.token_id)
+        if limited is not None:
+            return limited
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         settings = self.settings
         try:
@@ -143,4 +147,5 @@ class IngestRoute:
                 },
                 status_code=422,
             )
+        request.app.state.metrics.events_ingested(result.accepted, result.duplicates)
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})

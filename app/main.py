@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.clock import Clock, system_clock
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
+from app.logging import configure_logging
 from app.metrics import Metrics
 from app.ops import healthz, metrics_endpoint, readyz
+from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
 from graphql_schema.schema import build_schema
@@ -62,6 +64,7 @@ class RequestObserver:
                 status=str(status),
             )
             self.metrics.observe_latency(elapsed, path=path)
+            state = scope.get("state", {})
             log.info(
                 "request",
                 extra={
@@ -69,11 +72,14 @@ class RequestObserver:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
+                    "viewer": state.get("viewer"),
+                    "operation": state.get("operation"),
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
 
 
+GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _KNOWN_PATHS = {"/graphql", "/v1/events", "/healthz", "/readyz", "/metrics"}
 
 
@@ -83,17 +89,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     engine = create_engine(
         settings.database_url, echo=settings.database_echo, pool_size=settings.pool_size
     )
+    configure_logging(settings)
     metrics = Metrics()
     schema = build_schema(settings)
+    limiter = RateLimiter(settings.rate_limit_per_minute, clock)
+    ingest_limiter = RateLimiter(settings.ingest_rate_limit_per_minute, clock)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         await engine.dispose()
 
-    graphql = GraphQLRoute(schema, settings, engine, clock)
+    graphql = GraphQLRoute(schema, settings, engine, clock, metrics=metrics, limiter=limiter)
     routes = [
-        Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        # Every method reaches the handler, which answers 405 in the GraphQL shape.
+        Route("/graphql", graphql.handle, methods=list(GRAPHQL_METHODS)),
         Route("/v1/events", IngestRoute(settings, engine, clock).handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine), methods=["GET"]),
@@ -106,12 +116,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 CORSMiddleware,
                 allow_origins=settings.cors_allowed_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type"],
+                allow_headers=["authorization", "content-type", "accept"],
+                expose_headers=["retry-after", "x-request-id"],
+                max_age=600,
             )
         )
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.rate_limiter = limiter
+    app.state.ingest_rate_limiter = ingest_limiter
     app.state.schema = schema
     return app

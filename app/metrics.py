@@ -28,6 +28,26 @@ class Metrics:
         self.help[name] = help_text
         self.counters[name][tuple(sorted(labels.items()))] += amount
 
+    def graphql_error(self, code: str) -> None:
+        """One error sent to a GraphQL client, by ``extensions.code``."""
+        self.inc("creditlens_graphql_errors_total", "GraphQL errors answered, by code.", code=code)
+
+    def events_ingested(self, accepted: int, duplicates: int) -> None:
+        """The outcome of one ingestion batch (the hook ``/v1/events`` calls)."""
+        self.inc("creditlens_events_ingested_total", "Usage events stored.", amount=accepted)
+        self.inc(
+            "creditlens_events_duplicate_total",
+            "Usage events received again and not counted twice.",
+            amount=duplicates,
+        )
+
+    def rate_limited(self, surface: str) -> None:
+        self.inc(
+            "creditlens_rate_limited_total",
+            "Requests refused by a rate limit.",
+            surface=surface,
+        )
+
     def observe_latency(self, seconds: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
         # Per bucket counts, then sum and count at the end.

@@ -18,11 +18,13 @@ def graphql_error(
     code: str,
     message: str,
     headers: dict[str, str] | None = None,
+    *,
+    extensions: dict[str, object] | None = None,
 ) -> JSONResponse:
     """``{"errors": [{"message", "extensions": {"code"}}]}`` with an HTTP status."""
     media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else "application/json"
     return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        {"errors": [{"message": message, "extensions": {"code": code, **(extensions or {})}}]},
         status_code=status,
         headers=headers,
         media_type=media_type,

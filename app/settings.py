@@ -34,8 +34,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_ingest_body_bytes: int = Field(default=5 * 1_048_576, ge=1024)
     max_ingest_events: int = Field(default=10_000, ge=1)
+    max_batch_operations: int = Field(
+        default=10, ge=1, description="Operations in one batched request (when batching)."
+    )
+    # Rate limits per access token (docs/hardening.md): in-process token buckets.
     rate_limit_per_minute: int = Field(default=600, ge=0, description="0 disables")
-    ingest_rate_limit_per_minute: int = Field(default=600, ge=0, description="0 disables")
+    rate_limit_cost_aware: bool = Field(
+        default=False,
+        description="Charge each GraphQL request by its query cost, not 1 per request.",
+    )
+    rate_limit_cost_unit: int = Field(
+        default=1_000, ge=1, description="Query cost points that count as one request."
+    )
+    ingest_rate_limit_per_minute: int = Field(default=3_000, ge=0, description="0 disables")
 
     cors_allowed_origins: list[str] = Field(default_factory=list)
     log_json: bool = False

@@ -1,8 +1,14 @@
 """Give every GraphQL error a code, and hide what a client must not see.
 
-Errors a client caused (parse, validation, limits, bad arguments) and CreditLensErrors keep
-their message and get a code. Any other exception raised while resolving is a bug: it is
-logged with the request id and the client sees INTERNAL_SERVER_ERROR with that id only.
+Codes come from where an error arose, never from its message:
+
+* errors that carry ``extensions.code`` keep it: CreditLensErrors, permission denials, the
+  query limits of ``graphql_schema.limits``;
+* the document did not parse: ``GRAPHQL_PARSE_FAILED``;
+* it failed validation: ``GRAPHQL_VALIDATION_FAILED``;
+* a variable or argument value could not be coerced (no resolver ran): ``BAD_USER_INPUT``;
+* anything else raised while resolving is a bug: it is logged with the request id and the
+  client sees ``INTERNAL_SERVER_ERROR`` with that id only (no message, trace or SQL).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import logging
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.error import GraphQLError
+from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
@@ -19,39 +25,24 @@ from app.errors import CreditLensError
 
 log = logging.getLogger("creditlens.graphql")
 
-# Messages of the depth, alias and token limiters (strawberry and graphql-core).
-_LIMIT_MARKERS = (
-    "exceeds maximum operation depth",
-    "maximum number of aliases",
-    "maximum number of tokens",
-    "QUERY_TOO_COMPLEX",
-)
-
-
-def classify(error: GraphQLError) -> str:
-    """The code of an error that does not carry one."""
-    message = error.message
-    if any(marker in message for marker in _LIMIT_MARKERS):
-        return "QUERY_TOO_COMPLEX"
-    if message.startswith("Syntax Error"):
-        return "GRAPHQL_PARSE_FAILED"
-    if error.path is None and error.original_error is not None:
-        return "BAD_USER_INPUT"  # a variable's value could not be coerced
-    if message.startswith("Variable ") or "got invalid value" in message:
-        return "BAD_USER_INPUT"
-    return "GRAPHQL_VALIDATION_FAILED"
-
-
-def _is_expected(error: GraphQLError) -> bool:
-    original = error.original_error
-    if original is None or isinstance(original, CreditLensError | GraphQLError):
-        return True
-    # Raised while coercing arguments (before any resolver ran): the client's input.
-    return error.path is None
+INTERNAL_MESSAGE = "Internal server error. Quote the request id when you report it."
 
 
 class ErrorCodes(SchemaExtension):
-    """Runs last: every error leaves with ``extensions.code``."""
+    """Runs around the whole operation: every error leaves with ``extensions.code``."""
+
+    def __init__(self) -> None:
+        self.stage_code: str | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        if self.execution_context.graphql_document is None:
+            self.stage_code = "GRAPHQL_PARSE_FAILED"
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        if self.execution_context.pre_execution_errors:
+            self.stage_code = "GRAPHQL_VALIDATION_FAILED"
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -60,25 +51,45 @@ class ErrorCodes(SchemaExtension):
             result.errors = [self._coded(error) for error in result.errors]
 
     def _coded(self, error: GraphQLError) -> GraphQLError:
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
-        if not _is_expected(error):
-            log.error(
-                "unexpected error in %s (request %s)",
-                ".".join(str(part) for part in error.path or []),
-                request_id,
-                exc_info=error.original_error,
-            )
-            return GraphQLError(
-                "Internal server error. Quote the request id when you report it.",
-                nodes=error.nodes,
-                source=error.source,
-                positions=error.positions,
-                path=error.path,
-                extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-            )
         extensions = dict(error.extensions or {})
-        if "code" not in extensions:
-            extensions["code"] = classify(error)
-            error.extensions = extensions
+        if "code" in extensions:
+            return error
+        if isinstance(error.original_error, CreditLensError):
+            error.extensions = {**extensions, **error.original_error.extensions}
+            return error
+        code = self._code_of(error)
+        if code is None:
+            return self._masked(error)
+        error.extensions = {**extensions, "code": code}
         return error
+
+    def _code_of(self, error: GraphQLError) -> str | None:
+        if isinstance(error, GraphQLSyntaxError):
+            return "GRAPHQL_PARSE_FAILED"
+        if self.stage_code is not None:
+            return self.stage_code
+        if error.path is None:
+            # Execution had not reached a field: the variables could not be coerced.
+            return "BAD_USER_INPUT"
+        if isinstance(error.original_error, GraphQLError):
+            # graphql-core refused an argument value while resolving this field.
+            return "BAD_USER_INPUT"
+        return None
+
+    def _masked(self, error: GraphQLError) -> GraphQLError:
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        log.error(
+            "unexpected error in %s (request %s)",
+            ".".join(str(part) for part in error.path or []),
+            request_id,
+            exc_info=error.original_error or error,
+            extra={"request_id": request_id},
+        )
+        return GraphQLError(
+            INTERNAL_MESSAGE,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, MaxIntrospectionDepthRule
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -21,6 +19,8 @@ from strawberry.types import ExecutionContext, Info
 from app.context import Context
 from app.settings import Settings
 from graphql_schema.error_codes import ErrorCodes
+from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
+from graphql_schema.limits.cost import CostLimits
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
@@ -49,20 +49,30 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its limits. Extensions are passed as classes or factories, so each
-    request gets fresh instances (they hold per-request state)."""
-    extensions: list[type[SchemaExtension] | SchemaExtension | Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+    request gets fresh instances (they hold per-request state). Order matters: the token
+    limit runs before the parser cache, the validation rules are made once here so the
+    validation cache sees the same rules on every request."""
+    validation_rules = [
+        max_depth_rule(settings.max_query_depth),
+        max_aliases_rule(settings.max_aliases),
+        MaxIntrospectionDepthRule,
+    ]
+    cost_limits = CostLimits(
+        max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
+    )
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: TokenLimit(max_tokens=settings.max_tokens),
         lambda: ParserCache(maxsize=1024),
+        lambda: AddValidationRules(validation_rules),
         lambda: ValidationCache(maxsize=1024),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: QueryCost(max_cost=settings.max_query_cost, limits=cost_limits),
         ErrorCodes,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     return Schema(
         query=Query,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
             scalar_map={BigInt: BIGINT_SCALAR},

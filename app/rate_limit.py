@@ -1,0 +1,113 @@
+"""Per-token rate limits: a token bucket for each access token, in process memory.
+
+A bucket holds up to ``per_minute`` tokens and refills at ``per_minute`` per minute; each
+request takes one (or, cost-aware, as many as its query cost says). A request that finds the
+bucket empty is refused with 429 and ``Retry-After``: the whole seconds until a token is back.
+
+The buckets live in the worker's memory, so with N uvicorn workers (or hosts) each has its own
+buckets and a client may get up to N times the limit, depending on how the balancer spreads
+it. That is the accepted trade for a stateless service without a shared store; put the limit
+in the load balancer or a shared store (Redis) when that matters.
+
+Time comes from the application's clock, so tests move it instead of sleeping; a clock that
+steps backwards refills nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.clock import Clock
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after: int  # seconds; 0 when allowed
+    remaining: int
+
+
+class RateLimiter:
+    """Token buckets keyed by caller (a token id). ``per_minute == 0`` disables the limit."""
+
+    def __init__(self, per_minute: int, clock: Clock, *, max_callers: int = 100_000) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.max_callers = max_callers
+        self._buckets: OrderedDict[object, _Bucket] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_minute > 0
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
+
+    def _bucket(self, key: object) -> _Bucket:
+        now = self._now()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self.per_minute), updated=now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_callers:
+                self._buckets.popitem(last=False)  # forget the longest-idle caller
+        else:
+            elapsed = max(0.0, now - bucket.updated)
+            bucket.tokens = min(
+                float(self.per_minute), bucket.tokens + elapsed * self.per_minute / 60.0
+            )
+            bucket.updated = now
+        self._buckets.move_to_end(key)
+        return bucket
+
+    def take(self, key: object, amount: float = 1.0) -> Decision:
+        """Take ``amount`` if at least one token is there (a costly request may overdraw
+        the bucket; the caller then waits until it is back above one)."""
+        if not self.enabled:
+            return Decision(True, 0, 0)
+        bucket = self._bucket(key)
+        if bucket.tokens < 1.0:
+            missing = 1.0 - bucket.tokens
+            return Decision(False, max(1, math.ceil(missing * 60.0 / self.per_minute)), 0)
+        bucket.tokens -= amount
+        return Decision(True, 0, max(0, math.floor(bucket.tokens)))
+
+    def charge(self, key: object, amount: float) -> None:
+        """Take ``amount`` more after the fact (the cost of a query, known once validated)."""
+        if self.enabled and amount > 0:
+            self._bucket(key).tokens -= amount
+
+
+def rate_limited(request: Request, token_id: int) -> Response | None:
+    """The 429 answer of ``/v1/events`` when the ingest token's bucket is empty, else None.
+
+    Called by the ingestion route after authentication; its limiter and metrics live on
+    ``app.state`` (made in ``create_app``).
+    """
+    limiter: RateLimiter = request.app.state.ingest_rate_limiter
+    decision = limiter.take(("ingest", token_id))
+    if decision.allowed:
+        return None
+    request.app.state.metrics.rate_limited("ingest")
+    return JSONResponse(
+        {
+            "error": "rate_limited",
+            "message": f"Too many ingestion requests for this token: at most "
+            f"{limiter.per_minute} per minute (setting ingest_rate_limit_per_minute). "
+            f"Retry in {decision.retry_after} s.",
+            "retry_after": decision.retry_after,
+        },
+        status_code=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
