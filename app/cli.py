@@ -269,36 +269,57 @@ def rollups_rebuild(
 @cli.command("ingest")
 def ingest_file(
     file: str = typer.Argument(..., help="NDJSON or CSV file of events; - for standard input."),
-    batch_size: int = typer.Option(1000, help="Events per atomic batch."),
+    batch_size: int = typer.Option(1000, min=1, max=10_000, help="Events per atomic batch."),
     fmt: str | None = typer.Option(None, "--format", help="ndjson or csv; default: by suffix."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on standard error."),
 ) -> None:
-    """Load events through the same validation and idempotency as POST /v1/events."""
+    """Load events through the same validation and idempotency as POST /v1/events.
+
+    Each batch is atomic. At the first refused batch the command stops with exit code 1 and
+    lists its bad events (index in the file, field, reason) on standard error; the batches
+    before it stay stored, so fix the file and run it again: stored events count as
+    duplicates.
+    """
     from app.file_ingest import ingest_stream
 
-    kind = (fmt or ("csv" if file.endswith(".csv") else "ndjson")).lower()
+    kind = (fmt or ("csv" if file.lower().endswith(".csv") else "ndjson")).lower()
     if kind not in ("ndjson", "csv"):
         raise _fail("--format must be ndjson or csv")
-    stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as error:
+        raise _fail(f"cannot read {file}: {error.strerror}") from error
     try:
         summary = _run(
             lambda engine, _: ingest_stream(
-                engine, stream, kind=kind, batch_size=batch_size, progress=not as_json
+                engine, stream, kind=kind, batch_size=batch_size, progress=not quiet
             )
         )
+    except UnicodeDecodeError as error:
+        raise _fail(f"{file} is not UTF-8 text (byte {error.start} of a read chunk)") from error
     finally:
         if stream is not sys.stdin:
             stream.close()
     if summary.errors:
+        first = summary.processed
+        typer.echo(
+            f"error: the batch starting at event {first} was refused and not written; "
+            f"the {first} events before it are stored. Fix the file and run it again "
+            "(stored events count as duplicates).",
+            err=True,
+        )
         for error in summary.errors[:50]:
-            typer.echo(f"event {error.index} ({error.field}): {error.reason}", err=True)
+            typer.echo(f"event {error.index} ({error.field or 'event'}): {error.reason}", err=True)
+        if len(summary.errors) > 50:
+            typer.echo(f"... and {len(summary.errors) - 50} more", err=True)
         if as_json:
             typer.echo(json.dumps(summary.as_dict()))
         raise typer.Exit(code=1)
     _emit(
         as_json,
         summary.as_dict(),
-        f"accepted {summary.accepted}, duplicates {summary.duplicates}, "
+        f"accepted {summary.accepted:,}, duplicates {summary.duplicates:,}, "
         f"in {summary.seconds:.1f} s ({summary.rate:,.0f} events/s)",
     )
 

@@ -9,6 +9,8 @@ file again is safe because event ids make ingestion idempotent.
 from __future__ import annotations
 
 import csv
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +32,8 @@ class Summary:
     duplicates: int = 0
     seconds: float = 0.0
     errors: list[EventError] = field(default_factory=list)
+    # Events of the batches written (accepted or duplicates), before any refused batch.
+    processed: int = 0
 
     @property
     def rate(self) -> float:
@@ -37,6 +41,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "processed": self.processed,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "seconds": round(self.seconds, 3),
@@ -91,11 +96,60 @@ def _batches(events: Iterator[object], size: int) -> Iterator[list[object]]:
         yield batch
 
 
+class Progress:
+    """Progress on standard error for inputs of more than one batch, at most twice a second:
+    a bar when the size is known (a file), a running count otherwise (standard input)."""
+
+    def __init__(self, stream: TextIO, out: TextIO) -> None:
+        self.stream = stream
+        self.out = out
+        self.total = _size(stream)
+        self.batches = 0
+        self.shown_at = 0.0
+        self.end = "\r" if out.isatty() else "\n"
+
+    def _fraction(self) -> float | None:
+        if not self.total:
+            return None
+        try:
+            return min(1.0, self.stream.buffer.tell() / self.total)
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def update(self, events: int, summary: Summary, *, final: bool = False) -> None:
+        self.batches += not final
+        now = time.monotonic()
+        if self.batches < 2 or (not final and now - self.shown_at < 0.5):
+            return
+        self.shown_at = now
+        fraction = 1.0 if final else self._fraction()
+        bar = ""
+        if fraction is not None:
+            filled = round(fraction * 30)
+            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}  "
+        self.out.write(
+            f"{bar}{events:,} events  {summary.rate:,.0f}/s  "
+            f"accepted {summary.accepted:,}  duplicates {summary.duplicates:,}"
+            f"{chr(10) if final else self.end}"
+        )
+        self.out.flush()
+
+
+def _size(stream: TextIO) -> int | None:
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
 async def ingest_stream(
     engine: AsyncEngine, stream: TextIO, *, kind: str, batch_size: int, progress: bool
 ) -> Summary:
+    """Ingest a file batch by batch; stops at the first refused batch (see ``errors``)."""
     summary = Summary()
     started = time.perf_counter()
+    meter = Progress(stream, sys.stderr) if progress else None
     events = _csv(stream) if kind == "csv" else _ndjson(stream)
     first_index = 0
     for batch in _batches(events, batch_size):
@@ -116,13 +170,10 @@ async def ingest_stream(
         summary.duplicates += result.duplicates
         first_index += len(batch)
         summary.seconds = time.perf_counter() - started
-        if progress:
-            sys.stderr.write(
-                f"\r{first_index:>12,} events  {summary.rate:>10,.0f}/s  "
-                f"accepted {summary.accepted:,}  duplicates {summary.duplicates:,}"
-            )
-            sys.stderr.flush()
+        if meter is not None:
+            meter.update(first_index, summary)
+    summary.processed = first_index
     summary.seconds = time.perf_counter() - started
-    if progress and first_index:
-        sys.stderr.write("\n")
+    if meter is not None and not summary.errors:
+        meter.update(first_index, summary, final=True)
     return summary
