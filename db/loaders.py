@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 from strawberry.dataloader import DataLoader
 
 from db.dimensions import Dimension
-from db.queries.reports import Share, breakdown_per_key
+from db.queries.reports import Share, breakdown_per_key, totals
+from db.queries.usage import Tally
 
 if TYPE_CHECKING:
     from app.context import RequestDatabase
 
 # (organization id, API key id, start, end)
 KeyRangeKey = tuple[int, int, datetime, datetime]
+# (organization id, API key id or None for all keys, start, end)
+TotalsKey = tuple[int, int | None, datetime, datetime]
 
 
 class Loaders:
@@ -27,6 +30,24 @@ class Loaders:
         self.endpoint_usage_by_key: DataLoader[KeyRangeKey, list[Share]] = DataLoader(
             self._endpoint_usage_by_key
         )
+        # Not a batch but a memo: calls, creditsConsumed and change (and a previous report
+        # asked for twice) share one read of the same totals within a request.
+        self.totals: DataLoader[TotalsKey, Tally] = DataLoader(self._totals)
+
+    async def _totals(self, keys: Sequence[TotalsKey]) -> list[Tally]:
+        found: list[Tally] = []
+        async with self._db.connection() as conn:
+            for organization_id, key_id, start, end in keys:
+                found.append(
+                    await totals(
+                        conn,
+                        organization_id=organization_id,
+                        start=start,
+                        end=end,
+                        api_key_ids=None if key_id is None else [key_id],
+                    )
+                )
+        return found
 
     async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
         # Keys on one page share a range: group by it, one query per distinct range.

@@ -30,15 +30,15 @@ def local_start(wall: datetime, tz: ZoneInfo) -> datetime:
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     if first.astimezone(tz).replace(tzinfo=None) == wall:
         return first
-    # Inside a gap: fold=1 maps before the transition, fold=0 after it; the transition
-    # is where the offset changes. Offsets change on whole minutes, so search minutes.
-    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    high = first
-    if low > high:
-        low, high = high, low
-    while high - low > timedelta(minutes=1):
+    # Inside a gap: fold=1 maps before the transition, fold=0 after it, and the answer is
+    # the transition itself. Bisect on whole microseconds, so it ends for any offset (tzdata
+    # has transitions off the minute, e.g. Antarctica/Casey) and is exact.
+    # Invariant: the wall time at ``low`` is before ``wall``, at ``high`` it is not.
+    other = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    low, high = min(first, other), max(first, other)
+    step = timedelta(microseconds=1)
+    while high - low > step:
         middle = low + (high - low) // 2
-        middle = middle.replace(second=0, microsecond=0)
         if middle.astimezone(tz).replace(tzinfo=None) >= wall:
             high = middle
         else:

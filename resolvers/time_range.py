@@ -35,15 +35,45 @@ class ResolvedRange:
     end: datetime
     timezone: str
     preset: Preset | None
+    is_cycle: bool = False  # a billing cycle: its previous period is the previous cycle
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def previous(self) -> ResolvedRange:
-        """The period of equal length just before this one."""
-        length = self.end - self.start
-        return ResolvedRange(self.start - length, self.start, self.timezone, None)
+    def previous(self, organization: OrganizationRow) -> ResolvedRange:
+        """The period of the same calendar length just before this one, ending at ``start``.
+
+        A billing cycle's previous period is the previous cycle; whole calendar months
+        move by months (THIS_MONTH gives last month, whatever its length); any other
+        range moves by its wall-clock length in the zone, so a week before a DST change
+        is still Monday to Monday. Where the wall clock cannot say (an edge in a repeated
+        hour), it moves by the same number of seconds.
+        """
+        tz = self.zone
+        if self.is_cycle:
+            low, _ = billing_cycle(organization, self.start - timedelta(microseconds=1))
+            return ResolvedRange(low, self.start, self.timezone, None, is_cycle=True)
+        low_wall = _wall(self.start, tz)
+        high_wall = _wall(self.end, tz)
+        low = self.start - (self.end - self.start)
+        if local_start(low_wall, tz) == self.start and local_start(high_wall, tz) == self.end:
+            if _is_month_start(low_wall) and _is_month_start(high_wall):
+                months = (high_wall.year - low_wall.year) * 12 + high_wall.month - low_wall.month
+                low = local_start(add_months(low_wall, -months), tz)
+            else:
+                low = local_start(low_wall - (high_wall - low_wall), tz)
+        if low >= self.start:  # a zero-length wall range (inside a gap): fall back to seconds
+            low = self.start - (self.end - self.start)
+        return ResolvedRange(low, self.start, self.timezone, None)
+
+
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _is_month_start(wall: datetime) -> bool:
+    return wall == floor_wall(wall, Granularity.MONTH)
 
 
 _ZONES: frozenset[str] | None = None
@@ -124,7 +154,7 @@ def resolve_range(
                 "Give either a preset or start and end, not both.", field="timeRange"
             )
         low, high = _preset_range(preset, tz, now, organization)
-        return ResolvedRange(low, high, name, preset)
+        return ResolvedRange(low, high, name, preset, is_cycle=preset is Preset.THIS_BILLING_CYCLE)
     if start is None or end is None:
         raise InvalidInput(
             "Give a preset, or both start and end (a half-open range [start, end)).",

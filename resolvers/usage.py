@@ -37,7 +37,7 @@ class ReportScope:
         return None if self.api_key_id is None else [self.api_key_id]
 
     def previous(self) -> ReportScope:
-        return replace(self, range=self.range.previous())
+        return replace(self, range=self.range.previous(self.organization))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +83,10 @@ async def scope(
 
 
 async def totals(context: Context, report: ReportScope) -> Tally:
-    async with context.db.connection() as conn:
-        return await reports.totals(
-            conn,
-            organization_id=report.organization.id,
-            start=report.range.start,
-            end=report.range.end,
-            api_key_ids=report.key_filter,
-        )
+    """Calls and credits of the report, read once per request however often asked."""
+    return await context.loaders.totals.load(
+        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+    )
 
 
 async def breakdown(
@@ -118,16 +114,27 @@ async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[r
 async def by_user(
     context: Context, report: ReportScope
 ) -> list[tuple[reports.Share, UserRow | None]]:
+    """Rows per user, ties ordered by the user's display name; calls without a user
+    (and any user no longer on record) form the row with ``None``."""
     shares = await breakdown(context, report, Dimension.USER)
     ids = [int(share.value) for share in shares if share.value != ""]
     async with context.db.connection() as conn:
         found = await load_users(conn, organization_id=report.organization.id, user_ids=ids)
-    return [(share, None if share.value == "" else found.get(int(share.value))) for share in shares]
+
+    def user(value: str | int) -> UserRow | None:
+        return None if value == "" else found.get(int(value))
+
+    def name(value: str | int) -> str | None:
+        row = user(value)
+        return None if row is None else row.name
+
+    return [(share, user(share.value)) for share in reports.by_name(shares, name)]
 
 
 async def by_api_key(
     context: Context, report: ReportScope
 ) -> list[tuple[reports.Share, ApiKeyRow | None]]:
+    """Rows per key, ties ordered by the key's name; keyless calls form the ``None`` row."""
     async with context.db.connection() as conn:
         shares = await reports.by_api_key(
             conn,
@@ -138,9 +145,15 @@ async def by_api_key(
         )
         ids = [int(share.value) for share in shares if share.value != NO_KEY]
         found = await api_keys_by_id(conn, organization_id=report.organization.id, key_ids=ids)
-    return [
-        (share, None if share.value == NO_KEY else found.get(int(share.value))) for share in shares
-    ]
+
+    def key(value: str | int) -> ApiKeyRow | None:
+        return None if value == NO_KEY else found.get(int(value))
+
+    def name(value: str | int) -> str | None:
+        row = key(value)
+        return None if row is None else row.name
+
+    return [(share, key(share.value)) for share in reports.by_name(shares, name)]
 
 
 async def series(context: Context, report: ReportScope, granularity: Granularity) -> list[Bucket]:

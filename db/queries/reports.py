@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +41,21 @@ def ranked(groups: Mapping[str | int, Tally]) -> list[Share]:
     ]
     rows.sort(key=lambda row: (-row.credits, -row.calls, str(row.value)))
     return rows
+
+
+def by_name(shares: Sequence[Share], name: Callable[[str | int], str | None]) -> list[Share]:
+    """``shares`` in report order, ties broken by display name instead of stored value.
+
+    Users and keys are stored by internal id, which means nothing to a reader: rows of
+    equal credits and calls are ordered by ``name(value)``, the row without a name (calls
+    without a user or key) after the named ones, then by value so the order is total.
+    """
+
+    def order(share: Share) -> tuple[int, int, bool, str, str]:
+        label = name(share.value)
+        return (-share.credits, -share.calls, label is None, label or "", str(share.value))
+
+    return sorted(shares, key=order)
 
 
 async def totals(

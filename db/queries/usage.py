@@ -69,14 +69,17 @@ def _pieces_for(edges: Sequence[datetime]) -> list[grains.Piece]:
     for low, high in itertools.pairwise(edges):
         pieces.extend(grains.split(to_micros(low), to_micros(high)))
     merged = grains.merge(pieces)
-    rollup = [piece for piece in merged if piece.grain]
-    if len(rollup) <= MAX_RANGES:
+    if sum(1 for piece in merged if piece.grain) <= MAX_RANGES:
         return merged
-    # Too many ranges: read every rollup piece at the quarter-hour grain as one span.
-    raw = [piece for piece in merged if not piece.grain]
-    low = min(piece.low for piece in rollup)
-    high = max(piece.high for piece in rollup)
-    return [*raw, grains.Piece(grains.QUARTER_HOUR, low, high)]
+    # Too many ranges (a long series of local days in a zone off the UTC day): read the
+    # rollup pieces at the quarter-hour grain, which joins them into a few contiguous
+    # spans. Raw pieces keep their place, so a span never covers one (no double count),
+    # and every quarter-hour row still falls inside one bucket, because each piece did.
+    coarse = [
+        grains.Piece(grains.QUARTER_HOUR if piece.grain else 0, piece.low, piece.high)
+        for piece in merged
+    ]
+    return grains.merge(coarse)
 
 
 async def tally(
