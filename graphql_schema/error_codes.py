@@ -18,12 +18,17 @@ from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 
 from app.errors import CreditLensError
 
 log = logging.getLogger("creditlens.graphql")
+
+# Raised by strawberry before validation; not GraphQL errors but HTTP-level refusals.
+_HTTP_LEVEL = (MissingQueryError, InvalidOperationTypeError, CannotGetOperationTypeError)
 
 INTERNAL_MESSAGE = "Internal server error. Quote the request id when you report it."
 
@@ -45,7 +50,16 @@ class ErrorCodes(SchemaExtension):
             self.stage_code = "GRAPHQL_VALIDATION_FAILED"
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError as error:
+            # Raised by an extension (the parser cache parses in its hook): strawberry turns
+            # it into the result after this hook has closed, so code it on the way out.
+            raise self._coded(error) from None
+        except _HTTP_LEVEL:
+            raise  # the HTTP layer answers these (405, 400)
+        except Exception as error:
+            raise self._masked(GraphQLError(str(error), original_error=error)) from None
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
             result.errors = [self._coded(error) for error in result.errors]
