@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
 from db.dimensions import NO_KEY, Dimension
@@ -25,7 +25,7 @@ from db.tables import usage_events, usage_rollups
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Beyond this many rollup ranges in one statement, read the finest grain over the whole
 # span instead: a long series in an odd zone would otherwise build a huge OR.
-MAX_RANGES = 400
+MAX_RANGES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ def _raw_value(dimension: Dimension) -> ColumnElement[object]:
         return usage_events.c.source
     if dimension is Dimension.USER:
         return usage_events.c.user_id
-    return func.min("")
+    return literal("", String)
 
 
 def _normalise(dimension: Dimension, value: object) -> str:
@@ -136,38 +136,41 @@ def _rollup_statement(
     by_key: bool,
     by_bucket: bool,
 ) -> Select[Any]:
+    """One branch per piece, joined by UNION ALL, then grouped.
+
+    A single WHERE with an OR of ranges makes SQLite search only the (organization,
+    dimension) prefix of the primary key, i.e. every rollup row ever written for that
+    dimension: a read that grows with stored events. Each branch here is a range search
+    on (organization, dimension, grain, bucket), so a read touches only the rows of its
+    range (EXPLAIN: SEARCH ... USING INDEX on both databases).
+    """
     r = usage_rollups.c
-    ranges = or_(
-        *(
-            and_(
-                r.grain == piece.grain // grains.MICROS,
-                r.bucket >= piece.low // grains.MICROS,
-                r.bucket < piece.high // grains.MICROS,
-            )
-            for piece in pieces
+    branches = []
+    for piece in pieces:
+        branch = select(r.api_key_id, r.bucket, r.value, r.calls, r.credits).where(
+            r.organization_id == organization_id,
+            r.dimension == int(dimension),
+            r.grain == piece.grain // grains.MICROS,
+            r.bucket >= piece.low // grains.MICROS,
+            r.bucket < piece.high // grains.MICROS,
         )
-    )
-    key = r.api_key_id if by_key else func.min(0)
-    bucket = r.bucket if by_bucket else func.min(r.bucket)
-    group = [r.value]
+        if keys is not None:
+            branch = branch.where(r.api_key_id.in_(keys))
+        branches.append(branch)
+    rows = _union(branches)
+    c = rows.c
+    group: list[ColumnElement[Any]] = [c.value]
     if by_key:
-        group.append(r.api_key_id)
+        group.append(c.api_key_id)
     if by_bucket:
-        group.extend([r.grain, r.bucket])
-    statement = (
-        select(
-            key.label("key"),
-            bucket.label("bucket"),
-            r.value.label("value"),
-            func.sum(r.calls).label("calls"),
-            func.sum(r.credits).label("credits"),
-        )
-        .where(r.organization_id == organization_id, r.dimension == int(dimension), ranges)
-        .group_by(*group)
-    )
-    if keys is not None:
-        statement = statement.where(r.api_key_id.in_(keys))
-    return statement
+        group.append(c.bucket)  # pieces are disjoint, so a bucket start names one bucket
+    return select(
+        (c.api_key_id if by_key else func.min(0)).label("key"),
+        (c.bucket if by_bucket else func.min(c.bucket)).label("bucket"),
+        c.value.label("value"),
+        func.sum(c.calls).label("calls"),
+        func.sum(c.credits).label("credits"),
+    ).group_by(*group)
 
 
 def _raw_statement(
@@ -178,31 +181,46 @@ def _raw_statement(
     by_key: bool,
     by_bucket: bool,
 ) -> Select[Any]:
+    """Raw events of the ragged pieces, one index range search per piece (see above)."""
     e = usage_events.c
-    ranges = or_(
-        *(
-            and_(e.occurred_at >= from_micros(piece.low), e.occurred_at < from_micros(piece.high))
-            for piece in pieces
-        )
-    )
     key_column = func.coalesce(e.api_key_id, NO_KEY)
-    value = _raw_value(dimension)
-    group: list[ColumnElement[object]] = []
+    branches = []
+    for piece in pieces:
+        branch = select(
+            key_column.label("key"),
+            e.occurred_at.label("at"),
+            _raw_value(dimension).label("value"),
+            e.credits.label("credits"),
+        ).where(
+            e.organization_id == organization_id,
+            e.occurred_at >= from_micros(piece.low),
+            e.occurred_at < from_micros(piece.high),
+        )
+        if keys is not None:
+            branch = branch.where(key_column.in_(keys))
+        branches.append(branch)
+    rows = _union(branches)
+    c = rows.c
+    group: list[ColumnElement[Any]] = []
     if dimension is not Dimension.TOTAL:
-        group.append(value)
+        group.append(c.value)
     if by_key:
-        group.append(key_column)
+        group.append(c.key)
     if by_bucket:
-        group.append(e.occurred_at)
+        group.append(c.at)
     statement = select(
-        (key_column if by_key else func.min(0)).label("key"),
-        (e.occurred_at if by_bucket else func.min(e.occurred_at)).label("at"),
-        value.label("value"),
+        (c.key if by_key else func.min(0)).label("key"),
+        (c.at if by_bucket else func.min(c.at)).label("at"),
+        (c.value if dimension is not Dimension.TOTAL else func.min(c.value)).label("value"),
         func.count().label("calls"),
-        func.coalesce(func.sum(e.credits), 0).label("credits"),
-    ).where(e.organization_id == organization_id, ranges)
+        func.coalesce(func.sum(c.credits), 0).label("credits"),
+    )
     if group:
         statement = statement.group_by(*group)
-    if keys is not None:
-        statement = statement.where(key_column.in_(keys))
     return statement
+
+
+def _union(branches: list[Select[Any]]) -> Subquery:
+    if len(branches) == 1:
+        return branches[0].subquery("pieces")
+    return union_all(*branches).subquery("pieces")
