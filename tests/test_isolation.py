@@ -1,0 +1,269 @@
+"""Tenant isolation: a token of organization A never reads anything of organization B.
+
+The matrix is built by walking the schema from ``Query``: every field reachable from it gets
+a generated query (arguments filled by type, every scalar below selected), so a field added
+tomorrow is in the matrix without anyone writing a test for it. A field with an argument the
+walker cannot fill fails the collection, rather than escaping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    get_named_type,
+    is_non_null_type,
+)
+
+from app.settings import Settings
+from graphql_schema.schema import build_schema
+from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+
+SCHEMA = build_schema(Settings())
+GRAPHQL_SCHEMA = SCHEMA._schema
+MARKER = "bravo"  # every name of organization B contains it; nothing of A does
+KEY_PLACEHOLDER = "__KEY__"
+RANGE = '{start: "2026-06-01T00:00:00Z", end: "2026-06-16T00:00:00Z"}'
+
+
+@pytest.fixture
+def settings(clean_database):
+    # The generated queries select everything below a field: far costlier than a real one.
+    return Settings(database_url=clean_database, max_query_cost=100_000_000)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One field on the way from Query to the field under test, with its arguments."""
+
+    type_name: str
+    field_name: str
+    arguments: str
+
+    @property
+    def coordinate(self) -> str:
+        return f"{self.type_name}.{self.field_name}"
+
+
+def argument_literal(field_name: str, name: str, arg) -> str | None:
+    """A literal for an argument, chosen by its type; None leaves an optional one out."""
+    named = get_named_type(arg.type)
+    if isinstance(named, GraphQLInputObjectType) and named.name == "TimeRangeInput":
+        return RANGE
+    if isinstance(named, GraphQLEnumType) and named.name == "Granularity":
+        return "DAY"
+    if named.name == "ID":
+        return f'"{KEY_PLACEHOLDER}"'
+    if name == "first":
+        return "10"
+    if name == "includeRevoked":
+        return "true"
+    if not is_non_null_type(arg.type) or arg.default_value is not None:
+        return None  # optional: the default
+    raise AssertionError(f"the isolation walker cannot fill {field_name}({name}: {arg.type})")
+
+
+def arguments_of(field_name: str, field: GraphQLField) -> str:
+    literals = [
+        f"{name}: {literal}"
+        for name, arg in field.args.items()
+        if (literal := argument_literal(field_name, name, arg)) is not None
+    ]
+    return f"({', '.join(literals)})" if literals else ""
+
+
+def selection(type_, depth: int = 2) -> str:
+    """Every scalar below ``type_``, and object fields down to ``depth`` levels."""
+    named = get_named_type(type_)
+    if isinstance(named, GraphQLScalarType | GraphQLEnumType):
+        return ""
+    parts = ["__typename"]
+    for name, field in named.fields.items():
+        inner = get_named_type(field.type)
+        if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
+            parts.append(name + arguments_of(name, field))
+        elif depth > 0:
+            parts.append(f"{name}{arguments_of(name, field)} {selection(inner, depth - 1)}")
+    return "{ " + " ".join(parts) + " }"
+
+
+def walk() -> list[tuple[Step, ...]]:
+    """The shortest path from Query to every field of every reachable object type."""
+    paths: list[tuple[Step, ...]] = []
+    queue: list[tuple[GraphQLObjectType, tuple[Step, ...]]] = [(GRAPHQL_SCHEMA.query_type, ())]
+    seen = {GRAPHQL_SCHEMA.query_type.name}
+    while queue:
+        type_, prefix = queue.pop(0)
+        for name, field in type_.fields.items():
+            path = (*prefix, Step(type_.name, name, arguments_of(name, field)))
+            paths.append(path)
+            inner = get_named_type(field.type)
+            if isinstance(inner, GraphQLInterfaceType):
+                raise AssertionError(f"walk the possible types of {inner.name} too")
+            if isinstance(inner, GraphQLObjectType) and inner.name not in seen:
+                seen.add(inner.name)
+                queue.append((inner, path))
+    return paths
+
+
+PATHS = walk()
+IDS = [path[-1].coordinate for path in PATHS]
+
+
+def field_of(step: Step) -> GraphQLField:
+    return GRAPHQL_SCHEMA.type_map[step.type_name].fields[step.field_name]
+
+
+def query_for(path: tuple[Step, ...], *, alias: bool = False, fragment: bool = False) -> str:
+    """Nest the path; select everything below its last field."""
+    last = path[-1]
+    leaf = selection(field_of(last).type)
+    target_type = get_named_type(field_of(last).type).name
+    head = f"{'x: ' if alias else ''}{last.field_name}{last.arguments}"
+    if fragment and leaf:
+        body = f"{head} {{ ...Target }}"
+        suffix = f" fragment Target on {target_type} {leaf}"
+    else:
+        body = f"{head} {leaf}".strip()
+        suffix = ""
+    for step in reversed(path[:-1]):
+        body = f"{step.field_name}{step.arguments} {{ {body} }}"
+    return "{ " + body + " }" + suffix
+
+
+@dataclass(frozen=True)
+class World:
+    alpha: object
+    bravo: object
+    bravo_cursor: str
+
+
+async def seed(client, engine, clock) -> World:
+    now = clock()
+    alpha = await make_tenant(engine, now=now, slug="alpha-org")
+    bravo = await make_tenant(engine, now=now, slug="bravo-org")
+    ingest = await make_ingest_token(engine, now=now)
+    at = now - timedelta(days=2)
+    events = [
+        event(
+            "alpha-org",
+            at,
+            api_key={"id": "key-alpha", "name": "Alpha key"},
+            endpoint="/alpha/endpoint",
+            source="alpha_source",
+            user={"id": "alpha-user", "name": "Alpha User"},
+        ),
+        *[
+            event(
+                "bravo-org",
+                at + timedelta(minutes=i),
+                api_key={"id": f"key-bravo-{i}", "name": f"Bravo key {i}"},
+                endpoint=f"/bravo/endpoint/{i}",
+                source="bravo_source",
+                user={"id": f"bravo-user-{i}", "name": "Bravo User"},
+                credits=7,
+            )
+            for i in range(3)
+        ],
+    ]
+    assert (await post_events(client, ingest, events)).json()["accepted"] == 4
+    page = await graphql(
+        client, bravo.token, "{ organization { apiKeys(first: 1) { pageInfo { endCursor } } } }"
+    )
+    cursor = page.json()["data"]["organization"]["apiKeys"]["pageInfo"]["endCursor"]
+    return World(alpha, bravo, cursor)
+
+
+async def ask(client, tenant, query: str, key: str) -> str:
+    response = await graphql(client, tenant.token, query.replace(KEY_PLACEHOLDER, key))
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def codes(text: str) -> set[str]:
+    import json
+
+    return {error["extensions"]["code"] for error in json.loads(text).get("errors", [])}
+
+
+def test_the_walk_reaches_every_organization_field():
+    for expected in [
+        "Organization.endpointUsage",
+        "Organization.apiKey",
+        "ApiKey.usage",
+        "UsageReport.byUser",
+        "UsageReport.series",
+        "UserUsage.user",
+        "CreditPool.consumed",
+    ]:
+        assert expected in IDS
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+async def test_an_admin_of_a_reads_only_a(client, engine, clock, path):
+    world = await seed(client, engine, clock)
+    text = await ask(client, world.alpha, query_for(path), "key-alpha")
+    assert codes(text) == set(), text
+    assert MARKER not in text.lower()
+    # The same query with B's token sees B: the marker is really there to be leaked.
+    if any("Usage" in step.type_name or step.field_name.endswith("Usage") for step in path):
+        bravo = await ask(client, world.bravo, query_for(path), "key-bravo-1")
+        assert codes(bravo) == set(), bravo
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+async def test_aliases_and_fragments_do_not_cross_organizations(client, engine, clock, path):
+    world = await seed(client, engine, clock)
+    query = query_for(path, alias=True, fragment=True)
+    text = await ask(client, world.alpha, query, "key-alpha")
+    assert codes(text) == set(), text
+    assert MARKER not in text.lower()
+
+
+ID_PATHS = [path for path in PATHS if KEY_PLACEHOLDER in "".join(s.arguments for s in path)]
+
+
+@pytest.mark.parametrize("path", ID_PATHS, ids=[p[-1].coordinate for p in ID_PATHS])
+async def test_an_id_of_b_answers_exactly_like_an_id_of_nobody(client, engine, clock, path):
+    world = await seed(client, engine, clock)
+    elsewhere = await ask(client, world.alpha, query_for(path), "key-bravo-1")
+    nowhere = await ask(client, world.alpha, query_for(path), "key-nobody-1")
+    assert elsewhere.replace("key-bravo-1", "key-nobody-1") == nowhere
+    assert MARKER not in nowhere.lower()
+    assert codes(nowhere) <= {"NOT_FOUND"}
+
+
+def test_every_id_argument_is_in_the_matrix():
+    coordinates = {path[-1].coordinate for path in ID_PATHS}
+    assert {"Organization.apiKey", "Organization.endpointUsage", "Organization.usage"} <= (
+        coordinates
+    )
+
+
+AFTER_PATHS = [path for path in PATHS if "after" in field_of(path[-1]).args]
+
+
+@pytest.mark.parametrize("path", AFTER_PATHS, ids=[p[-1].coordinate for p in AFTER_PATHS])
+async def test_a_cursor_of_b_pages_through_a_only(client, engine, clock, path):
+    world = await seed(client, engine, clock)
+    query = query_for(path).replace(
+        f"{path[-1].field_name}(", f'{path[-1].field_name}(after: "{world.bravo_cursor}", ', 1
+    )
+    text = await ask(client, world.alpha, query, "key-alpha")
+    assert MARKER not in text.lower()
+    assert codes(text) <= {"BAD_USER_INPUT"}
+    # And B's own cursor really leads somewhere for B.
+    own = await ask(client, world.bravo, query, "key-bravo-1")
+    assert MARKER in own.lower()
+
+
+def test_the_matrix_covers_cursors():
+    assert [path[-1].coordinate for path in AFTER_PATHS] == ["Organization.apiKeys"]
