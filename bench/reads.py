@@ -173,6 +173,12 @@ def server(command: list[str], port: int, url: str, log: Path) -> Iterator[subpr
         process.wait(timeout=20)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -212,7 +218,7 @@ def bench_dataset(
     plain_cmd = [python, "-m", "uvicorn", "--app-dir", "bench", "plain_app:app"]
     with (
         server(graphql_cmd, GRAPHQL_PORT, info["url"], log) as graphql,
-        server(plain_cmd, PLAIN_PORT, info["url"], log),
+        server(plain_cmd, PLAIN_PORT, info["url"], log) as plain,
     ):
         floor = wrk(
             f"http://127.0.0.1:{PLAIN_PORT}/healthz",
@@ -242,12 +248,19 @@ def bench_dataset(
             }
             graphql_script = _lua("POST", token, json.dumps(body))
             plain_script = _lua("GET", token, None)
-            for label, url, script in (
-                ("graphql", graphql_url, graphql_script),
-                ("plain", plain_url, plain_script),
+            for label, url, script, pid in (
+                ("graphql", graphql_url, graphql_script, graphql.pid),
+                ("plain", plain_url, plain_script, plain.pid),
             ):
                 for mode, c in (("c1", 1), (f"c{connections}", connections)):
-                    row[f"{label}_{mode}"] = wrk(url, script, connections=c, duration=duration)
+                    cpu_before = cpu_seconds(pid)
+                    result = wrk(url, script, connections=c, duration=duration)
+                    # Server CPU per request: robust to other load on the machine, and
+                    # 1000 / it is the req/s ceiling of one core.
+                    result["server_cpu_ms"] = (
+                        1000 * (cpu_seconds(pid) - cpu_before) / max(result["requests"], 1)
+                    )
+                    row[f"{label}_{mode}"] = result
             row["load_after"] = round(os.getloadavg()[0], 2)
             rows.append(row)
             print(_line(row, connections), flush=True)
@@ -260,8 +273,9 @@ def bench_dataset(
 
 HEADER = (
     "| db | events | scenario | GraphQL p50 ms | p99 ms | req/s c=1 | req/s c={c} "
-    "| plain p50 ms | p99 ms | req/s c={c} | GraphQL/plain req/s | load |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| plain p50 ms | p99 ms | req/s c={c} | GraphQL/plain req/s "
+    "| server CPU ms/req GraphQL / plain | load |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -273,6 +287,7 @@ def _line(row: dict[str, Any], connections: int) -> str:
         f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {g1['p50']:.2f} | "
         f"{g1['p99']:.2f} | {g1['rps']:.0f} | {gn['rps']:.0f} | {p1['p50']:.2f} | "
         f"{p1['p99']:.2f} | {pn['rps']:.0f} | {gn['rps'] / pn['rps']:.2f} | "
+        f"{gn['server_cpu_ms']:.2f} / {pn['server_cpu_ms']:.2f} | "
         f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
     )
 
