@@ -122,10 +122,12 @@ def field_of(step: Step) -> GraphQLField:
     return GRAPHQL_SCHEMA.type_map[step.type_name].fields[step.field_name]
 
 
-def query_for(path: tuple[Step, ...], *, alias: bool = False, fragment: bool = False) -> str:
-    """Nest the path; select everything below its last field."""
+def query_for(
+    path: tuple[Step, ...], *, alias: bool = False, fragment: bool = False, depth: int = 2
+) -> str:
+    """Nest the path; select everything below its last field (``depth`` levels of objects)."""
     last = path[-1]
-    leaf = selection(field_of(last).type)
+    leaf = selection(field_of(last).type, depth)
     target_type = get_named_type(field_of(last).type).name
     head = f"{'x: ' if alias else ''}{last.field_name}{last.arguments}"
     if fragment and leaf:
