@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 def when(event: dict[str, Any]) -> datetime:
@@ -55,3 +56,74 @@ def table(
     rows = [(name, calls, credits) for name, (calls, credits) in sums.items()]
     rows.sort(key=lambda row: (-row[2], -row[1], str(row[0])))
     return rows
+
+
+# Calendar periods, computed independently of db/periods.py: label every instant of a
+# range by the local wall-clock period it shows, and start a bucket wherever the label
+# changes. Every UTC offset in use is a multiple of 15 minutes, so every change happens
+# on the 15-minute UTC grid and walking that grid finds them all.
+GRID = timedelta(minutes=15)
+
+
+def period_label(instant: datetime, zone: str, granularity: str) -> tuple[int, ...]:
+    """The local period (by its calendar fields) that ``instant`` falls in."""
+    wall = instant.astimezone(ZoneInfo(zone))
+    if granularity == "HOUR":
+        return (wall.year, wall.month, wall.day, wall.hour)
+    if granularity == "DAY":
+        return (wall.year, wall.month, wall.day)
+    if granularity == "WEEK":
+        year, week, _ = wall.isocalendar()
+        return (year, week)
+    return (wall.year, wall.month)
+
+
+def bucket_edges(start: datetime, end: datetime, zone: str, granularity: str) -> list[datetime]:
+    """``[start, e1, …, end]``: where the local period changes inside ``[start, end)``."""
+    edges = [start]
+    label = period_label(start, zone, granularity)
+    point = datetime.fromtimestamp((int(start.timestamp()) // 900 + 1) * 900, tz=UTC)
+    while point < end:
+        now = period_label(point, zone, granularity)
+        if now != label:
+            edges.append(point)
+            label = now
+        point += GRID
+    edges.append(end)
+    return edges
+
+
+def series(
+    events: Iterable[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    zone: str,
+    granularity: str,
+    key: str | None = None,
+) -> list[tuple[datetime, datetime, int, int]]:
+    """(start, end, calls, credits) per local period of ``[start, end)``, zeros included."""
+    edges = bucket_edges(start, end, zone, granularity)
+    sums = [[0, 0] for _ in edges[:-1]]
+    for item in select(events, start, end, key):
+        index = max(i for i, edge in enumerate(edges[:-1]) if edge <= when(item))
+        sums[index][0] += 1
+        sums[index][1] += item["credits"]
+    return [
+        (low, high, calls, credits)
+        for low, high, (calls, credits) in zip(edges[:-1], edges[1:], sums, strict=True)
+    ]
+
+
+def totals(events: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """(calls, credits) of already selected events."""
+    items = list(events)
+    return len(items), sum(item["credits"] for item in items)
+
+
+def percents(rows: list[tuple[Any, int, int]]) -> list[float]:
+    """Each row's share of the credits, or of the calls when no call cost credits."""
+    credits = sum(row[2] for row in rows)
+    calls = sum(row[1] for row in rows)
+    if credits:
+        return [100.0 * row[2] / credits for row in rows]
+    return [100.0 * row[1] / calls if calls else 0.0 for row in rows]
