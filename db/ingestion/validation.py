@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 MAX_ID_LENGTH = 200
 MAX_SOURCE_LENGTH = 100
@@ -42,16 +43,16 @@ class EventError:
         return {"index": self.index, "field": self.field, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+# Named tuples, not frozen dataclasses: built once per event on the hot path, where a
+# frozen dataclass's __init__ (object.__setattr__ per field) costs several microseconds.
+class Reference(NamedTuple):
     """An API key or user as the producer names it: its id and an optional display name."""
 
     id: str
     name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
     """A usage event whose fields are all well-formed (the organization is not yet resolved)."""
 
     index: int
@@ -207,13 +208,109 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
     )
 
 
+def _plain(value: object, limit: int) -> str | None:
+    """``_text`` for the usual case (no surrounding blanks, ASCII), else None."""
+    if (
+        type(value) is str
+        and 0 < len(value) <= limit
+        and value.isascii()
+        and "\x00" not in value
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    ):
+        return value
+    return None
+
+
+_UNUSUAL = Reference("", None)  # a sentinel: the slow path must decide
+
+
+def _plain_reference(value: object) -> Reference | None:
+    """``_reference`` for the usual shapes; ``_UNUSUAL`` when the slow path must decide."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return Reference(value, None) if _plain(value, MAX_ID_LENGTH) else _UNUSUAL
+    if type(value) is dict and value.keys() <= {"id", "name"}:
+        ident = _plain(value.get("id"), MAX_ID_LENGTH)
+        name = value.get("name")
+        if ident is not None and (name is None or _plain(name, MAX_ID_LENGTH) is not None):
+            return Reference(ident, None if name is None else str(name))
+    return _UNUSUAL
+
+
+def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
+    """The event, when it has the usual shape and is valid; None when ``_check`` must look.
+
+    Producers send the same shape millions of times, so this path does the fewest checks
+    that give the same verdict as ``_check`` on it; anything unusual (or wrong) falls back
+    to ``_check``, which explains every problem.
+    """
+    if type(raw) is not dict or not raw.keys() <= KNOWN_FIELDS:
+        return None
+    get = raw.get
+    ident = _plain(get("id"), MAX_ID_LENGTH)
+    given = get("organization")
+    organization: str | int | None
+    if type(given) is int:
+        organization = given if 1 <= given <= MAX_ORGANIZATION_ID else None
+    else:
+        organization = _plain(given, 64)
+    source = _plain(get("source"), MAX_SOURCE_LENGTH)
+    endpoint = _plain(get("endpoint"), MAX_ENDPOINT_LENGTH)
+    status = get("status")
+    credits = get("credits")
+    timestamp = get("timestamp")
+    if (
+        ident is None
+        or organization is None
+        or source is None
+        or endpoint is None
+        or type(status) is not int
+        or not 100 <= status <= 599
+        or type(credits) is not int
+        or not 0 <= credits <= MAX_CREDITS
+        or type(timestamp) is not str
+        or not _RFC3339.match(timestamp)
+    ):
+        return None
+    api_key = _plain_reference(get("api_key"))
+    user = _plain_reference(get("user"))
+    if api_key is _UNUSUAL or user is _UNUSUAL:
+        return None
+    try:
+        # 3.11's fromisoformat reads RFC 3339 with Z and cuts fractions past microseconds.
+        occurred_at = datetime.fromisoformat(timestamp).astimezone(UTC)
+    except ValueError:
+        return None
+    if not EARLIEST <= occurred_at <= latest:
+        return None
+    return ValidEvent(
+        index,
+        ident,
+        organization,
+        api_key,
+        user,
+        source.lower(),
+        endpoint,
+        status,
+        credits,
+        occurred_at,
+    )
+
+
 def validate_events(
     raws: Iterable[object], now: datetime, *, first_index: int = 0
 ) -> tuple[list[ValidEvent], list[EventError]]:
     """Check every event; return the valid ones and every error found (not just the first)."""
     valid: list[ValidEvent] = []
     errors: list[EventError] = []
+    latest = now + FUTURE_TOLERANCE
     for index, raw in enumerate(raws, start=first_index):
+        fast = _fast(index, raw, latest)
+        if fast is not None:
+            valid.append(fast)
+            continue
         checked = _check(index, raw, now)
         if isinstance(checked, list):
             errors.extend(checked)
