@@ -66,29 +66,29 @@ def test_the_graphql_over_http_audit_finds_no_error_and_no_warning(clean_databas
     user = cli(env, "user", "create", "--org", "audit", "--name", "Auditor", "--role", "ADMIN")
     token = cli(env, "token", "create", "--user", str(user["id"]))["token"]
     port = free_port()
-    server = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
-        audit = subprocess.run(
-            ["node", str(CONFORMANCE / "audit.mjs")],
-            env={
-                **env,
-                "CREDITLENS_URL": f"http://127.0.0.1:{port}/graphql",
-                "CREDITLENS_TOKEN": token,
-            },
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    ) as server:
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
+            audit = subprocess.run(
+                ["node", str(CONFORMANCE / "audit.mjs")],
+                env={
+                    **env,
+                    "CREDITLENS_URL": f"http://127.0.0.1:{port}/graphql",
+                    "CREDITLENS_TOKEN": token,
+                },
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
     summary = json.loads(audit.stdout)
     assert summary["error"] == 0, summary["notOk"]
     assert summary["warn"] == 0, summary["notOk"]  # README lists any accepted warning
