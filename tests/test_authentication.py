@@ -85,3 +85,46 @@ async def test_tokens_are_stored_only_as_hashes(client, engine, clock):
         stored = (await conn.execute(select(access_tokens.c.token_hash))).scalars().all()
     assert tenant.token not in stored
     assert all(len(value) == 64 for value in stored)
+
+
+async def test_a_revoked_ingest_token_stops_ingesting_at_once(client, engine, clock):
+    from db.queries.tokens import INGEST_SCOPE, create_token
+    from tests.factories import PEPPER, event, post_events
+
+    tenant = await make_tenant(engine, now=clock())
+    async with writing(engine) as conn:
+        token_id, token = await create_token(
+            conn, pepper=PEPPER, scope=INGEST_SCOPE, user_id=None, now=clock()
+        )
+    batch = [event(tenant.slug, clock() - timedelta(hours=1))]
+    assert (await post_events(client, token, batch)).status_code == 200
+    async with writing(engine) as conn:
+        assert await revoke_token(conn, token_id=token_id, now=clock())
+    response = await post_events(client, token, batch)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+
+
+async def test_an_expired_token_cannot_ingest(client, engine, clock):
+    from db.queries.tokens import INGEST_SCOPE, create_token
+    from tests.factories import PEPPER, event, post_events
+
+    tenant = await make_tenant(engine, now=clock())
+    async with writing(engine) as conn:
+        _, token = await create_token(
+            conn,
+            pepper=PEPPER,
+            scope=INGEST_SCOPE,
+            user_id=None,
+            now=clock(),
+            expires_at=clock() + timedelta(minutes=5),
+        )
+    batch = [event(tenant.slug, clock() - timedelta(hours=1))]
+    assert (await post_events(client, token, batch)).status_code == 200
+    clock.now += timedelta(minutes=5)
+    assert (await post_events(client, token, batch)).status_code == 401
+
+
+async def test_a_graphql_get_needs_a_token_too(client):
+    response = await client.get("/graphql", params={"query": VIEWER})
+    assert_unauthenticated(response)
