@@ -43,6 +43,41 @@ _PG_INSERT_EVENTS = (
     "ON CONFLICT (organization_id, event_id) DO NOTHING "
     "RETURNING organization_id, event_id"
 )
+# Events, then their rollups summed by PostgreSQL in the same statement: no rollup row
+# crosses the wire, and the sums are made in C. Rows are locked in primary-key order (the
+# unnest order, then ORDER BY). The result names, per organization and key, how many
+# events were new and the newest instant, for ``move_forward``.
+_PG_WRITE = f"""
+WITH new AS (
+    INSERT INTO usage_events ({_EVENT_COLUMNS})
+    SELECT * FROM unnest($1::bigint[], $2::varchar[], $3::bigint[], $4::bigint[],
+                         $5::varchar[], $6::varchar[], $7::smallint[], $8::bigint[],
+                         $9::timestamptz[])
+    ON CONFLICT (organization_id, event_id) DO NOTHING
+    RETURNING organization_id, api_key_id, user_id, source, endpoint, credits, occurred_at,
+              floor(extract(epoch FROM occurred_at))::bigint AS epoch
+), expanded AS (
+    SELECT new.organization_id, d.dimension, g.grain, new.epoch - new.epoch % g.grain AS bucket,
+           coalesce(new.api_key_id, 0) AS api_key_id,
+           CASE d.dimension WHEN 0 THEN ''
+                            WHEN 1 THEN new.endpoint::text
+                            WHEN 2 THEN new.source::text
+                            ELSE coalesce(new.user_id::text, '') END AS value,
+           new.credits
+    FROM new
+    CROSS JOIN (VALUES (900), (3600), (86400)) AS g (grain)
+    CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint)) AS d (dimension)
+), rolled AS (
+    INSERT INTO usage_rollups ({_ROLLUP_COLUMNS})
+    SELECT organization_id, dimension, grain, bucket, api_key_id, value, count(*), sum(credits)
+    FROM expanded
+    GROUP BY organization_id, dimension, grain, bucket, api_key_id, value
+    ORDER BY organization_id, dimension, grain, bucket, api_key_id, value
+    ON CONFLICT ({_ROLLUP_KEY}) {_ROLLUP_ADD}
+)
+SELECT organization_id, api_key_id, count(*), max(occurred_at) FROM new
+GROUP BY organization_id, api_key_id
+"""
 _PG_ADD_ROLLUPS = (
     f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
     "SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[], "
@@ -92,6 +127,19 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
     return inserted
 
 
+async def write_postgresql(
+    conn: AsyncConnection, rows: Sequence[EventRow]
+) -> list[tuple[int, int | None, int, datetime]]:
+    """Insert new events and add them to the rollups in one statement.
+
+    Returns (organization, api key, events inserted, newest instant) per key.
+    """
+    if not rows:
+        return []
+    result = await conn.exec_driver_sql(_PG_WRITE, tuple(_columns(rows, 9)))
+    return [(org, key, int(count), at) for org, key, count, at in result]
+
+
 async def add_rollups(conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:
     """Add calls and credits to rollup rows, creating the missing ones."""
     if not rows:
@@ -109,13 +157,13 @@ async def move_forward(
     if not latest:
         return
     pairs = sorted(latest.items())
+    # One statement per row, in id order (a pipelined executemany): concurrent batches then
+    # lock these rows in the same order and cannot deadlock on them.
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(
-            f"UPDATE {table} SET {column} = new.at "
-            "FROM unnest($1::bigint[], $2::timestamptz[]) AS new(id, at) "
-            f"WHERE {table}.id = new.id "
-            f"AND ({table}.{column} IS NULL OR {table}.{column} < new.at)",
-            ([ident for ident, _ in pairs], [at for _, at in pairs]),
+            f"UPDATE {table} SET {column} = $1 "
+            f"WHERE id = $2 AND ({column} IS NULL OR {column} < $1)",
+            [(at, ident) for ident, at in pairs],
         )
     else:
         await conn.exec_driver_sql(

@@ -235,18 +235,36 @@ async def ingest_events(
         )
         for (org, event_id), event in sorted(unique.items())
     ]
-    inserted_keys = await bulk.insert_events(conn, rows)
-    inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
-    await bulk.add_rollups(conn, rollup_deltas(inserted))
-    await _touch(conn, inserted)
-    return IngestResult(len(inserted), in_batch_duplicates + len(rows) - len(inserted))
+    if conn.dialect.name == "postgresql":
+        newest = await bulk.write_postgresql(conn, rows)
+    else:
+        inserted_keys = await bulk.insert_events(conn, rows)
+        inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
+        await bulk.add_rollups(conn, rollup_deltas(inserted))
+        newest = _newest(inserted)
+    accepted = sum(count for _, _, count, _ in newest)
+    await _touch(conn, newest)
+    return IngestResult(accepted, in_batch_duplicates + len(rows) - accepted)
 
 
-async def _touch(conn: AsyncConnection, inserted: list[EventRow]) -> None:
+def _newest(inserted: list[EventRow]) -> list[tuple[int, int | None, int, datetime]]:
+    """(organization, api key, events, newest instant) per key of the inserted rows."""
+    counts: dict[tuple[int, int | None], int] = {}
+    latest: dict[tuple[int, int | None], datetime] = {}
+    for org, _, key, _, _, _, _, _, at in inserted:
+        counts[(org, key)] = counts.get((org, key), 0) + 1
+        if (org, key) not in latest or at > latest[(org, key)]:
+            latest[(org, key)] = at
+    return [(org, key, count, latest[(org, key)]) for (org, key), count in counts.items()]
+
+
+async def _touch(
+    conn: AsyncConnection, newest: list[tuple[int, int | None, int, datetime]]
+) -> None:
     """Move ``last_used_at`` of keys and ``last_event_at`` of organizations forward."""
     latest_key: dict[int, datetime] = {}
     latest_org: dict[int, datetime] = {}
-    for org, _, key, _, _, _, _, _, at in inserted:
+    for org, key, _, at in newest:
         if org not in latest_org or at > latest_org[org]:
             latest_org[org] = at
         if key is not None and (key not in latest_key or at > latest_key[key]):
