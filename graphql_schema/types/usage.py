@@ -109,7 +109,8 @@ def _change(now: int, before: int) -> float | None:
 @strawberry.type(
     description=(
         "Where the credits of a time range went, for the organization or one API key. "
-        "Every list is ordered by credits, then calls, then name."
+        "Every list is ordered by credits, then calls, then name (a user's or key's display "
+        "name; the row without a user or key last)."
     )
 )
 class UsageReport:
@@ -211,7 +212,11 @@ class UsageReport:
         return await usage_resolvers.last_event_at(info.context, self.scope)
 
     @strawberry.field(
-        description="The same report for the period of equal length just before this one."
+        description=(
+            "The same report for the period of the same calendar length that ends where "
+            "this one starts: last week for a week, last month for a month, the previous "
+            "billing cycle for a cycle, else the same wall-clock length in the zone."
+        )
     )
     def previous(self) -> UsageReport:
         return UsageReport(scope=self.scope.previous())
