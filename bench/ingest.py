@@ -55,26 +55,35 @@ ENDPOINTS = [
 
 
 def make_events(count: int, seed: int = 1) -> list[dict[str, object]]:
+    """Time-ordered events over 19 hours, shaped like real traffic: each user mostly calls
+    with their team's key, each key mostly comes from one integration (source), and the
+    endpoints follow a skewed popularity."""
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(hours=20)
     step = timedelta(hours=19) / count
     keys = {org: [f"{org}-key-{i}" for i in range(6)] for org in ORGS}
+    key_source = {key: SOURCES[i % len(SOURCES)] for org in ORGS for i, key in enumerate(keys[org])}
     users = {org: [f"{org}-user-{i}" for i in range(25)] for org in ORGS}
+    home = {user: keys[org][i % 6] for org in ORGS for i, user in enumerate(users[org])}
+    popularity = [1 / (rank + 1) for rank in range(len(ENDPOINTS))]
     events: list[dict[str, object]] = []
     for i in range(count):
         org = rng.choices(ORGS, weights=[6, 3, 1])[0]
+        user = rng.choice(users[org]) if rng.random() < 0.8 else None
+        key = home[user] if user and rng.random() < 0.9 else rng.choice(keys[org])
+        source = key_source[key] if rng.random() < 0.9 else rng.choice(SOURCES)
         item: dict[str, object] = {
             "id": f"evt-{seed}-{i}-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}",
             "organization": org,
-            "api_key": {"id": rng.choice(keys[org]), "name": "Production"},
-            "source": rng.choice(SOURCES),
-            "endpoint": rng.choice(ENDPOINTS),
+            "api_key": {"id": key, "name": "Production"},
+            "source": source,
+            "endpoint": rng.choices(ENDPOINTS, weights=popularity)[0],
             "status": rng.choice([200, 200, 200, 200, 404, 429]),
             "credits": rng.choice([0, 1, 1, 1, 2, 5]),
             "timestamp": (start + step * i).isoformat().replace("+00:00", "Z"),
         }
-        if rng.random() < 0.8:
-            item["user"] = rng.choice(users[org])
+        if user:
+            item["user"] = user
         events.append(item)
     return events
 
@@ -219,7 +228,8 @@ def bench_http(
     command = [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(port)]
     command += ["--log-level", "warning", "--no-access-log"]
     if profile:
-        command = [str(ROOT / ".venv/bin/py-spy"), "record", "-o", profile, "-f", "speedscope"]
+        fmt = "raw" if profile.endswith(".txt") else "speedscope"
+        command = [str(ROOT / ".venv/bin/py-spy"), "record", "-o", profile, "-f", fmt, "-r", "200"]
         command += ["--", sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(port)]
         command += ["--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, cwd=ROOT, env=env)

@@ -9,7 +9,6 @@ primary-key order, so concurrent batches lock rows in the same order and cannot 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,21 +129,25 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
     are summed from those sums: in a time-ordered batch many events share a quarter hour,
     so this does far fewer dictionary updates than adding every event at every grain.
     """
-    fine: defaultdict[tuple[int, int, int, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    fine: dict[tuple[int, int, int, int, str], list[int]] = {}
+    get = fine.get
     quarter = GRAIN_SECONDS[0]
     for org, _, key_id, user_id, source, endpoint, _, credits, occurred_at in rows:
         key = key_id or NO_KEY
         epoch = int(occurred_at.timestamp())
         bucket = epoch - epoch % quarter
-        for dimension, value in (
-            (TOTAL, ""),
-            (ENDPOINT, endpoint),
-            (SOURCE, source),
-            (USER, "" if user_id is None else str(user_id)),
+        for slot_key in (
+            (org, TOTAL, bucket, key, ""),
+            (org, ENDPOINT, bucket, key, endpoint),
+            (org, SOURCE, bucket, key, source),
+            (org, USER, bucket, key, "" if user_id is None else str(user_id)),
         ):
-            slot = fine[(org, dimension, bucket, key, value)]
-            slot[0] += 1
-            slot[1] += credits
+            slot = get(slot_key)
+            if slot is None:
+                fine[slot_key] = [1, credits]
+            else:
+                slot[0] += 1
+                slot[1] += credits
     sums: dict[tuple[int, int, int, int, int, str], list[int]] = {}
     for (org, dimension, bucket, key, value), (calls, credits) in fine.items():
         for grain in GRAIN_SECONDS:
