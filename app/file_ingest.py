@@ -8,6 +8,7 @@ file again is safe because event ids make ingestion idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import stat
@@ -15,13 +16,15 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clock import system_clock
-from db.ingestion import EventError, IngestRejected, ingest
+from db.ingestion import EventError, IngestRejected, ValidEvent
 from db.ingestion.decoding import MalformedJson, decode
+from db.ingestion.writer import prepare, write
 
 CSV_INTEGERS = ("status", "credits")
 
@@ -143,37 +146,74 @@ def _size(stream: TextIO) -> int | None:
     return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
+@dataclass
+class _Prepared:
+    """One batch read, parsed and validated, ready to write."""
+
+    first_index: int
+    size: int
+    now: datetime
+    valid: list[ValidEvent]
+    errors: list[EventError]
+
+
+def _prepare_next(batches: Iterator[list[object]], first_index: int) -> _Prepared | None:
+    batch = next(batches, None)
+    if batch is None:
+        return None
+    now = system_clock()
+    malformed = [
+        EventError(first_index + offset, "", item.reason)
+        for offset, item in enumerate(batch)
+        if isinstance(item, _Malformed)
+    ]
+    if malformed:
+        return _Prepared(first_index, len(batch), now, [], malformed)
+    try:
+        valid = prepare(batch, now=now, first_index=first_index)
+    except IngestRejected as rejected:
+        return _Prepared(first_index, len(batch), now, [], rejected.errors)
+    return _Prepared(first_index, len(batch), now, valid, [])
+
+
 async def ingest_stream(
     engine: AsyncEngine, stream: TextIO, *, kind: str, batch_size: int, progress: bool
 ) -> Summary:
-    """Ingest a file batch by batch; stops at the first refused batch (see ``errors``)."""
+    """Ingest a file batch by batch; stops at the first refused batch (see ``errors``).
+
+    The next batch is read, parsed and validated in a thread while the current one is
+    written, so reading overlaps the database's work. Writes stay in file order, one at a
+    time.
+    """
     summary = Summary()
     started = time.perf_counter()
     meter = Progress(stream, sys.stderr) if progress else None
-    events = _csv(stream) if kind == "csv" else _ndjson(stream)
-    first_index = 0
-    for batch in _batches(events, batch_size):
-        malformed = [
-            EventError(first_index + offset, "", item.reason)
-            for offset, item in enumerate(batch)
-            if isinstance(item, _Malformed)
-        ]
-        if malformed:
-            summary.errors = malformed
-            break
-        try:
-            result = await ingest(engine, batch, now=system_clock(), first_index=first_index)
-        except IngestRejected as rejected:
-            summary.errors = rejected.errors
-            break
-        summary.accepted += result.accepted
-        summary.duplicates += result.duplicates
-        first_index += len(batch)
-        summary.seconds = time.perf_counter() - started
-        if meter is not None:
-            meter.update(first_index, summary)
-    summary.processed = first_index
+    batches = _batches(_csv(stream) if kind == "csv" else _ndjson(stream), batch_size)
+    upcoming = asyncio.create_task(asyncio.to_thread(_prepare_next, batches, 0))
+    try:
+        while (current := await upcoming) is not None:
+            if current.errors:
+                summary.errors = current.errors
+                break
+            following = current.first_index + current.size
+            upcoming = asyncio.create_task(asyncio.to_thread(_prepare_next, batches, following))
+            try:
+                result = await write(engine, current.valid, now=current.now)
+            except IngestRejected as rejected:  # an unknown organization
+                summary.errors = rejected.errors
+                break
+            summary.accepted += result.accepted
+            summary.duplicates += result.duplicates
+            summary.processed = following
+            summary.seconds = time.perf_counter() - started
+            if meter is not None:
+                meter.update(summary.processed, summary)
+    finally:
+        # The reading thread uses the stream: let it finish before the caller closes it.
+        if not upcoming.done():
+            await asyncio.wait([upcoming])
+            upcoming.exception()  # retrieved: a batch after a refused one does not matter
     summary.seconds = time.perf_counter() - started
     if meter is not None and not summary.errors:
-        meter.update(first_index, summary, final=True)
+        meter.update(summary.processed, summary, final=True)
     return summary

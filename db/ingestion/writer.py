@@ -276,11 +276,21 @@ async def _touch(
     await bulk.move_forward(conn, "organizations", "last_event_at", latest_org)
 
 
+def prepare(raws: Sequence[object], *, now: datetime, first_index: int = 0) -> list[ValidEvent]:
+    """The valid events of a batch; ``IngestRejected`` lists every problem. No I/O."""
+    valid, errors = validate_events(raws, now, first_index=first_index)
+    if errors:
+        raise IngestRejected(errors)
+    return valid
+
+
+async def write(engine: AsyncEngine, valid: Sequence[ValidEvent], *, now: datetime) -> IngestResult:
+    """Write prepared events atomically, again from the start after a deadlock."""
+    return await write_with_retry(engine, lambda conn: ingest_events(conn, valid, now=now))
+
+
 async def ingest(
     engine: AsyncEngine, raws: Sequence[object], *, now: datetime, first_index: int = 0
 ) -> IngestResult:
     """Validate a batch and write it atomically; ``IngestRejected`` lists every problem."""
-    valid, errors = validate_events(raws, now, first_index=first_index)
-    if errors:
-        raise IngestRejected(errors)
-    return await write_with_retry(engine, lambda conn: ingest_events(conn, valid, now=now))
+    return await write(engine, prepare(raws, now=now, first_index=first_index), now=now)
