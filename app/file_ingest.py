@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.clock import system_clock
 from db.ingestion import EventError, IngestRejected, ValidEvent
 from db.ingestion.decoding import MalformedJson, decode
-from db.ingestion.writer import prepare, write
+from db.ingestion.validation import validate_events
+from db.ingestion.writer import write
 
 CSV_INTEGERS = ("status", "credits")
 
@@ -88,17 +90,6 @@ def _csv(stream: TextIO) -> Iterator[object]:
         yield event
 
 
-def _batches(events: Iterator[object], size: int) -> Iterator[list[object]]:
-    batch: list[object] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 class Progress:
     """Progress on standard error for inputs of more than one batch, at most twice a second:
     a bar when the size is known (a file), a running count otherwise (standard input)."""
@@ -157,9 +148,20 @@ class _Prepared:
     errors: list[EventError]
 
 
-def _prepare_next(batches: Iterator[list[object]], first_index: int) -> _Prepared | None:
-    batch = next(batches, None)
-    if batch is None:
+_SLICE = 200  # events parsed or validated between two chances for the write to progress
+
+
+async def _prepare_next(events: Iterator[object], first_index: int, size: int) -> _Prepared | None:
+    """Read, parse and validate the next batch, yielding to the event loop every few events
+    so the batch being written meanwhile keeps talking to the database."""
+    batch: list[object] = []
+    while len(batch) < size:
+        chunk = list(islice(events, min(_SLICE, size - len(batch))))
+        batch.extend(chunk)
+        await asyncio.sleep(0)
+        if len(chunk) < _SLICE:
+            break
+    if not batch:
         return None
     now = system_clock()
     malformed = [
@@ -169,11 +171,16 @@ def _prepare_next(batches: Iterator[list[object]], first_index: int) -> _Prepare
     ]
     if malformed:
         return _Prepared(first_index, len(batch), now, [], malformed)
-    try:
-        valid = prepare(batch, now=now, first_index=first_index)
-    except IngestRejected as rejected:
-        return _Prepared(first_index, len(batch), now, [], rejected.errors)
-    return _Prepared(first_index, len(batch), now, valid, [])
+    valid: list[ValidEvent] = []
+    errors: list[EventError] = []
+    for start in range(0, len(batch), _SLICE):
+        good, bad = validate_events(
+            batch[start : start + _SLICE], now, first_index=first_index + start
+        )
+        valid.extend(good)
+        errors.extend(bad)
+        await asyncio.sleep(0)
+    return _Prepared(first_index, len(batch), now, valid, errors)
 
 
 async def ingest_stream(
@@ -181,22 +188,23 @@ async def ingest_stream(
 ) -> Summary:
     """Ingest a file batch by batch; stops at the first refused batch (see ``errors``).
 
-    The next batch is read, parsed and validated in a thread while the current one is
-    written, so reading overlaps the database's work. Writes stay in file order, one at a
-    time.
+    The next batch is read, parsed and validated (in slices, on the event loop) while the
+    current one is written, so reading overlaps the database's work. Writes stay in file
+    order, one at a time. (Not a thread: the GIL would make every database reply wait for
+    the reading thread's time slice.)
     """
     summary = Summary()
     started = time.perf_counter()
     meter = Progress(stream, sys.stderr) if progress else None
-    batches = _batches(_csv(stream) if kind == "csv" else _ndjson(stream), batch_size)
-    upcoming = asyncio.create_task(asyncio.to_thread(_prepare_next, batches, 0))
+    events = _csv(stream) if kind == "csv" else _ndjson(stream)
+    upcoming = asyncio.create_task(_prepare_next(events, 0, batch_size))
     try:
         while (current := await upcoming) is not None:
             if current.errors:
                 summary.errors = current.errors
                 break
             following = current.first_index + current.size
-            upcoming = asyncio.create_task(asyncio.to_thread(_prepare_next, batches, following))
+            upcoming = asyncio.create_task(_prepare_next(events, following, batch_size))
             try:
                 result = await write(engine, current.valid, now=current.now)
             except IngestRejected as rejected:  # an unknown organization
@@ -209,10 +217,9 @@ async def ingest_stream(
             if meter is not None:
                 meter.update(summary.processed, summary)
     finally:
-        # The reading thread uses the stream: let it finish before the caller closes it.
         if not upcoming.done():
+            upcoming.cancel()
             await asyncio.wait([upcoming])
-            upcoming.exception()  # retrieved: a batch after a refused one does not matter
     summary.seconds = time.perf_counter() - started
     if meter is not None and not summary.errors:
         meter.update(summary.processed, summary, final=True)
