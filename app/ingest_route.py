@@ -130,6 +130,13 @@ class IngestRoute:
                     "unsupported_media_type",
                     "Send application/json (an array) or application/x-ndjson.",
                 )
+            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            if encoding != "identity":
+                raise _error(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Encoding {encoding!r} is not supported; send the body as is.",
+                )
             body = await read_capped(request, settings.max_ingest_body_bytes)
             if media_type in JSON_TYPES:
                 raws = parse_json_array(body, settings.max_ingest_events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from typing import Any
@@ -205,6 +206,16 @@ async def test_wrong_content_type_is_415(world, client, engine, clock, content_t
     response = await client.post("/v1/events", content=body, headers=headers)
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
+    await _assert_unchanged(engine, before)
+
+
+async def test_compressed_body_is_415(world, client, engine, clock):
+    tenant, token, before = world
+    body = gzip.compress(json.dumps([event(tenant.slug, clock())]).encode())
+    headers = {**_auth(token), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post("/v1/events", content=body, headers=headers)
+    assert response.status_code == 415
+    assert "gzip" in response.json()["message"]
     await _assert_unchanged(engine, before)
 
 
