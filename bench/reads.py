@@ -106,6 +106,8 @@ def wrk(url: str, script: str, *, connections: int, duration: int) -> dict[str, 
             f"-c{connections}",
             f"-d{duration}s",
             "--latency",
+            "--timeout",
+            "30s",
             "-s",
             str(path),
             url,
@@ -116,11 +118,13 @@ def wrk(url: str, script: str, *, connections: int, duration: int) -> dict[str, 
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     text = run.stdout
-    percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.MULTILINE))
+    percent = dict(re.findall(r"^\s+(50|99)%\s+(\S+)[ \t]*$", text, re.MULTILINE))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if "50" not in percent or "99" not in percent:
+        raise RuntimeError(f"wrk gave no latency distribution for {url}:\n{text}")
     return {
         "p50": _millis(percent["50"]),
         "p99": _millis(percent["99"]),
