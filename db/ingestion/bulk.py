@@ -4,8 +4,9 @@ SQLAlchemy's Core would compile and bind every row through Python; at thousands 
 batch that dominated the time. These statements go to the driver as they are
 (``exec_driver_sql``), inside the caller's transaction:
 
-* PostgreSQL: one statement per table whatever the batch size, over ``unnest`` of one array
-  per column: a single prepared statement, no per-row round trip or parameter limit.
+* PostgreSQL: one statement for events and rollups whatever the batch size, over
+  ``unnest`` of one array per column: a single prepared statement, no per-row round trip
+  or parameter limit, and the rollups summed by the database.
 * SQLite: multi-row ``VALUES`` for the insert that must say which rows it inserted
   (``RETURNING``), ``executemany`` (a C loop in the sqlite3 module) for the upserts.
 
@@ -36,13 +37,6 @@ _ROLLUP_ADD = (
     "credits = usage_rollups.credits + excluded.credits"
 )
 
-_PG_INSERT_EVENTS = (
-    f"INSERT INTO usage_events ({_EVENT_COLUMNS}) "
-    "SELECT * FROM unnest($1::bigint[], $2::varchar[], $3::bigint[], $4::bigint[], "
-    "$5::varchar[], $6::varchar[], $7::smallint[], $8::bigint[], $9::timestamptz[]) "
-    "ON CONFLICT (organization_id, event_id) DO NOTHING "
-    "RETURNING organization_id, event_id"
-)
 # Events, then their rollups summed by PostgreSQL in the same statement: no rollup row
 # crosses the wire, and the sums are made in C. Rows are locked in primary-key order (the
 # unnest order, then ORDER BY). The result names, per organization and key, how many
@@ -78,12 +72,6 @@ WITH new AS (
 SELECT organization_id, api_key_id, count(*), max(occurred_at) FROM new
 GROUP BY organization_id, api_key_id
 """
-_PG_ADD_ROLLUPS = (
-    f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) "
-    "SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[], "
-    "$5::bigint[], $6::text[], $7::bigint[], $8::bigint[]) "
-    f"ON CONFLICT ({_ROLLUP_KEY}) {_ROLLUP_ADD}"
-)
 _SQLITE_ADD_ROLLUPS = (
     f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_ROLLUP_KEY}) {_ROLLUP_ADD}"
@@ -97,19 +85,16 @@ def _sqlite_instant(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
+    """One list per column: the arrays ``unnest`` takes."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[tuple[int, str]]:
-    """Insert the rows whose (organization, id) is new; return the keys actually inserted."""
-    if not rows:
-        return set()
+async def sqlite_insert_events(
+    conn: AsyncConnection, rows: Sequence[EventRow]
+) -> set[tuple[int, str]]:
+    """SQLite: insert the rows whose (organization, id) is new; return those inserted."""
     inserted: set[tuple[int, str]] = set()
-    if conn.dialect.name == "postgresql":
-        result = await conn.exec_driver_sql(_PG_INSERT_EVENTS, tuple(_columns(rows, 9)))
-        inserted.update((org, ident) for org, ident in result)
-        return inserted
     for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
@@ -136,17 +121,13 @@ async def write_postgresql(
     """
     if not rows:
         return []
-    result = await conn.exec_driver_sql(_PG_WRITE, tuple(_columns(rows, 9)))
+    result = await conn.exec_driver_sql(_PG_WRITE, tuple(_columns(rows)))
     return [(org, key, int(count), at) for org, key, count, at in result]
 
 
-async def add_rollups(conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:
-    """Add calls and credits to rollup rows, creating the missing ones."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(_PG_ADD_ROLLUPS, tuple(_columns(rows, 8)))
-    else:
+async def sqlite_add_rollups(conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:
+    """SQLite: add calls and credits to rollup rows, creating the missing ones."""
+    if rows:
         await conn.exec_driver_sql(_SQLITE_ADD_ROLLUPS, list(rows))
 
 

@@ -241,9 +241,9 @@ async def ingest_events(
     if conn.dialect.name == "postgresql":
         newest = await bulk.write_postgresql(conn, rows)
     else:
-        inserted_keys = await bulk.insert_events(conn, rows)
+        inserted_keys = await bulk.sqlite_insert_events(conn, rows)
         inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
-        await bulk.add_rollups(conn, rollup_deltas(inserted))
+        await bulk.sqlite_add_rollups(conn, rollup_deltas(inserted))
         newest = _newest(inserted)
     accepted = sum(count for _, _, count, _ in newest)
     await _touch(conn, newest)
