@@ -31,18 +31,30 @@ class RequestDatabase:
         self._engine = engine
         self._lock = asyncio.Lock()
         self._connection: AsyncConnection | None = None
+        self._closed = False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
+            if self._closed:
+                # graphql-core may still run sibling fields of a failed non-null field
+                # after the response is made; they must not reopen a connection.
+                raise RequestFinished("the request has already been answered")
             if self._connection is None:
                 self._connection = await self._engine.connect()
             yield self._connection
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        """Close the connection once no field is using it; later uses are refused."""
+        async with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
+
+
+class RequestFinished(RuntimeError):
+    """A field tried to read after its request was answered."""
 
 
 @dataclass
