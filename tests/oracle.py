@@ -60,8 +60,10 @@ def table(
 
 # Calendar periods, computed independently of db/periods.py: label every instant of a
 # range by the local wall-clock period it shows, and start a bucket wherever the label
-# changes. Every UTC offset in use is a multiple of 15 minutes, so every change happens
-# on the 15-minute UTC grid and walking that grid finds them all.
+# passes every label seen before. When clocks go back, the repeated wall time keeps the
+# bucket it first appeared in (a repeated hour makes one longer bucket, as documented in
+# docs/reports.md). Every UTC offset in use is a multiple of 15 minutes, so every change
+# happens on the 15-minute UTC grid and walking that grid finds them all.
 GRID = timedelta(minutes=15)
 
 
@@ -85,7 +87,7 @@ def bucket_edges(start: datetime, end: datetime, zone: str, granularity: str) ->
     point = datetime.fromtimestamp((int(start.timestamp()) // 900 + 1) * 900, tz=UTC)
     while point < end:
         now = period_label(point, zone, granularity)
-        if now != label:
+        if now > label:
             edges.append(point)
             label = now
         point += GRID
