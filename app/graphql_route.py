@@ -37,7 +37,6 @@ from app.graphql_http import (
 from app.metrics import Metrics
 from app.rate_limit import RateLimiter
 from app.settings import Settings
-from db.queries.directory import get_organization, get_user
 from db.queries.tokens import USER_SCOPE
 
 INGEST_ONLY = (
@@ -143,12 +142,7 @@ class GraphQLRoute:
                 raise HTTPRefusal(401, "UNAUTHENTICATED", reason, headers=WWW_AUTHENTICATE)
             if principal.scope != USER_SCOPE or principal.user_id is None:
                 raise HTTPRefusal(403, "FORBIDDEN", INGEST_ONLY)
-            user = await get_user(conn, user_id=principal.user_id)
-            organization = (
-                None
-                if user is None
-                else await get_organization(conn, organization_id=user.organization_id)
-            )
+        user, organization = principal.user, principal.organization
         if user is None or organization is None:
             raise HTTPRefusal(401, "UNAUTHENTICATED", "The token's user is gone.")
         request.state.viewer = f"user:{user.id}@organization:{organization.id}"

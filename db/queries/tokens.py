@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import access_tokens, users
+from db.queries.directory import OrganizationRow, UserRow
+from db.tables import access_tokens, organizations, users
 
 PREFIX = "cl_"
 USER_SCOPE = "user"
@@ -26,6 +27,8 @@ class Principal:
     scope: str
     user_id: int | None
     organization_id: int | None
+    user: UserRow | None = None
+    organization: OrganizationRow | None = None
 
 
 def hash_token(token: str, pepper: str) -> str:
@@ -75,11 +78,17 @@ async def revoke_token(conn: AsyncConnection, *, token_id: int, now: datetime) -
 async def authenticate(
     conn: AsyncConnection, *, token: str, pepper: str, now: datetime
 ) -> Principal | None:
-    """The principal of an active token, or None (unknown, revoked or expired)."""
+    """The principal of an active token, or None (unknown, revoked or expired).
+
+    One statement reads the token with its user and organization: every request pays for
+    it, so it is one round trip, not three.
+    """
     if not token.startswith(PREFIX) or len(token) > 100:
         return None
     digest = hash_token(token, pepper)
-    t, u = access_tokens.c, users.c
+    t = access_tokens.c
+    user_columns = [column.label(f"u_{column.name}") for column in users.c]
+    organization_columns = [column.label(f"o_{column.name}") for column in organizations.c]
     row = (
         await conn.execute(
             select(
@@ -89,9 +98,14 @@ async def authenticate(
                 t.user_id,
                 t.expires_at,
                 t.revoked_at,
-                u.organization_id,
+                *user_columns,
+                *organization_columns,
             )
-            .select_from(access_tokens.outerjoin(users, u.id == t.user_id))
+            .select_from(
+                access_tokens.outerjoin(users, users.c.id == t.user_id).outerjoin(
+                    organizations, organizations.c.id == users.c.organization_id
+                )
+            )
             .where(t.token_hash == digest)
         )
     ).first()
@@ -99,7 +113,20 @@ async def authenticate(
         return None
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    return Principal(row.id, row.scope, row.user_id, row.organization_id)
+    fields = row._mapping
+    user = None
+    organization = None
+    if fields["u_id"] is not None and fields["o_id"] is not None:
+        user = UserRow(**{c.name: fields[f"u_{c.name}"] for c in users.c})
+        organization = OrganizationRow(**{c.name: fields[f"o_{c.name}"] for c in organizations.c})
+    return Principal(
+        row.id,
+        row.scope,
+        row.user_id,
+        None if user is None else user.organization_id,
+        user,
+        organization,
+    )
 
 
 __all__ = ["INGEST_SCOPE", "USER_SCOPE", "Principal", "authenticate", "create_token"]
