@@ -3,9 +3,10 @@
     uvicorn --app-dir bench plain_app:app      # settings from CREDITLENS_* like app.asgi
 
 Each route does what a GraphQL request does, minus GraphQL: the same bearer-token lookup
-(``principal_of``, then the user and the organization), one connection for the request, the
-same range resolution and the same ``db.queries`` functions, then ``JSONResponse``. The read
-benchmark runs it beside the real app, so the ratio of the two is GraphQL's own cost.
+(``principal_of``: token, user and organization in one statement), one connection for the
+request, the same range resolution and the same ``db.queries`` functions, then
+``JSONResponse``. The read benchmark runs it beside the real app, so the ratio of the two
+is GraphQL's own cost.
 
 - ``GET /plain/endpoint-usage?preset=LAST_30_DAYS[&key=ID]``: scenario (a)
 - ``GET /plain/report?preset=LAST_90_DAYS[&tz=ZONE]``: scenario (b), totals, endpoints,
@@ -40,8 +41,6 @@ from db.queries import reports
 from db.queries.directory import (
     OrganizationRow,
     find_api_key,
-    get_organization,
-    get_user,
     list_api_keys,
 )
 from db.queries.tokens import USER_SCOPE
@@ -83,10 +82,12 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         principal, _ = await principal_of(request, conn, settings, system_clock)
         if principal is None or principal.scope != USER_SCOPE or principal.user_id is None:
             return None
-        user = await get_user(conn, user_id=principal.user_id)
+        # The same lookup as app/graphql_route.py: since 3afc3a4 the token statement also
+        # returns the user and organization rows.
+        user, organization = principal.user, principal.organization
         if user is None or user.role != "ADMIN":
             return None
-        return await get_organization(conn, organization_id=user.organization_id)
+        return organization
 
     async def endpoint_usage(request: Request) -> JSONResponse:
         async with engine.connect() as conn:
