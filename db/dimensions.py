@@ -15,3 +15,7 @@ class Dimension(IntEnum):
 
 
 NO_KEY = 0  # usage_rollups.api_key_id of calls made without an API key
+# usage_rollups.api_key_id of hour and day rows summed over every key (keyless calls
+# included): an organization-wide read takes one row per bucket and value, however many
+# keys the organization has. The 15-minute grain has none: it only fills range edges.
+ALL_KEYS = -1

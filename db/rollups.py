@@ -6,8 +6,8 @@ from sqlalchemy import BigInteger, Integer, String, cast, delete, func, insert, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
-from db.dimensions import NO_KEY, Dimension
-from db.ingestion.writer import GRAIN_SECONDS
+from db.dimensions import ALL_KEYS, NO_KEY, Dimension
+from db.ingestion.writer import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.tables import usage_events, usage_rollups
 
 
@@ -39,11 +39,15 @@ async def rebuild(conn: AsyncConnection) -> int:
     e = usage_events.c
     epoch = _epoch_seconds(conn)
     written = 0
-    for grain in GRAIN_SECONDS:
+    passes = [(grain, False) for grain in GRAIN_SECONDS]
+    passes += [(grain, True) for grain in ALL_KEYS_GRAINS]
+    for grain, all_keys in passes:
         bucket = (epoch - epoch % grain).label("bucket")
         for dimension in Dimension:
             value = _value(dimension).label("value")
-            key = func.coalesce(e.api_key_id, NO_KEY).label("api_key_id")
+            key = (
+                literal(ALL_KEYS, Integer) if all_keys else func.coalesce(e.api_key_id, NO_KEY)
+            ).label("api_key_id")
             source = select(
                 e.organization_id,
                 literal(int(dimension), Integer).label("dimension"),

@@ -3,7 +3,9 @@
 Raw ``usage_events`` are the truth. ``usage_rollups`` holds the same calls and credits summed
 per organization, grain (15 minutes, 1 hour, 1 UTC day), bucket, API key and one report
 dimension (total, endpoint, source or user); every usage query reads it. Missing keys and
-users are stored as 0 in the rollup so the primary key needs no NULLs.
+users are stored as 0 in the rollup so the primary key needs no NULLs; at the hour and day
+grains, rows with key ``ALL_KEYS`` (-1) hold the sums over every key, so an
+organization-wide read does not grow with the number of keys.
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ usage_rollups = Table(
     Column("organization_id", Id, primary_key=True),
     Column("dimension", SmallInteger, primary_key=True),
     Column("grain", Integer, primary_key=True),
-    Column("bucket", BigInteger, primary_key=True),
+    # The key before the bucket: a read of one key, of a page of keys or of the ALL_KEYS
+    # rows is one contiguous range of the primary key per piece.
     Column("api_key_id", Id, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
     Column("value", Text, primary_key=True),
     Column("calls", BigInteger, nullable=False),
     Column("credits", BigInteger, nullable=False),
+    # SQLite: the primary key is the table (one b-tree, no rowid lookup per row read).
+    sqlite_with_rowid=False,
 )
 
 access_tokens = Table(

@@ -83,3 +83,68 @@ async def test_migrations_downgrade_to_nothing_and_back(database_url, tmp_path):
     finally:
         if name is not None:
             await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_upgrade_to_0003_adds_all_keys_rows_from_existing_rollups(database_url, tmp_path):
+    import asyncio
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from db import migrate
+    from tests.conftest import _postgres_execute
+
+    if database_url.startswith("postgresql"):
+        name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
+        await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    else:
+        name, url = None, f"sqlite+aiosqlite:///{tmp_path}/upgrade.db"
+    rows = [  # (grain, bucket, key, value, calls, credits) of one organization's endpoints
+        (3600, 7200, 1, "/a", 2, 5),
+        (3600, 7200, 2, "/a", 3, 7),
+        (3600, 7200, 0, "/b", 1, 1),
+        (86400, 0, 1, "/a", 2, 5),
+        (900, 7200, 1, "/a", 2, 5),
+    ]
+    try:
+        await asyncio.to_thread(migrate.upgrade, url, "0002")
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                for grain, bucket, key, value, calls, credits in rows:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO usage_rollups VALUES (1, 1, :grain, :bucket, :key, "
+                            ":value, :calls, :credits)"
+                        ),
+                        {
+                            "grain": grain,
+                            "bucket": bucket,
+                            "key": key,
+                            "value": value,
+                            "calls": calls,
+                            "credits": credits,
+                        },
+                    )
+            await asyncio.to_thread(migrate.upgrade, url)
+            async with engine.connect() as conn:
+                summed = (
+                    await conn.execute(
+                        text(
+                            "SELECT grain, bucket, value, calls, credits FROM usage_rollups "
+                            "WHERE api_key_id = -1 ORDER BY grain, bucket, value"
+                        )
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        assert [tuple(row) for row in summed] == [
+            (3600, 7200, "/a", 5, 12),
+            (3600, 7200, "/b", 1, 1),
+            (86400, 0, "/a", 2, 5),
+        ]
+    finally:
+        if name is not None:
+            await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -52,14 +52,16 @@ WITH new AS (
               floor(extract(epoch FROM occurred_at))::bigint AS epoch
 ), expanded AS (
     SELECT new.organization_id, d.dimension, g.grain, new.epoch - new.epoch % g.grain AS bucket,
-           coalesce(new.api_key_id, 0) AS api_key_id,
+           CASE WHEN g.all_keys THEN -1 ELSE coalesce(new.api_key_id, 0) END AS api_key_id,
            CASE d.dimension WHEN 0 THEN ''
                             WHEN 1 THEN new.endpoint::text
                             WHEN 2 THEN new.source::text
                             ELSE coalesce(new.user_id::text, '') END AS value,
            new.credits
     FROM new
-    CROSS JOIN (VALUES (900), (3600), (86400)) AS g (grain)
+    -- The hour and day grains also get rows summed over every key (ALL_KEYS = -1).
+    CROSS JOIN (VALUES (900, false), (3600, false), (86400, false), (3600, true), (86400, true))
+        AS g (grain, all_keys)
     CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint)) AS d (dimension)
 ), rolled AS (
     INSERT INTO usage_rollups ({_ROLLUP_COLUMNS})

@@ -17,7 +17,7 @@ from sqlalchemy import Table, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import dialect
-from db.dimensions import NO_KEY, Dimension
+from db.dimensions import ALL_KEYS, NO_KEY, Dimension
 from db.engine import write_with_retry
 from db.grains import DAY, HOUR, MICROS, QUARTER_HOUR
 from db.ingestion import bulk
@@ -26,6 +26,8 @@ from db.ingestion.validation import EventError, Reference, ValidEvent, validate_
 from db.tables import api_keys, organizations, users
 
 GRAIN_SECONDS = (QUARTER_HOUR // MICROS, HOUR // MICROS, DAY // MICROS)
+# Grains that also hold rows summed over every key (see db.dimensions.ALL_KEYS).
+ALL_KEYS_GRAINS = (HOUR // MICROS, DAY // MICROS)
 TOTAL, ENDPOINT, SOURCE, USER = (
     int(d) for d in (Dimension.TOTAL, Dimension.ENDPOINT, Dimension.SOURCE, Dimension.USER)
 )
@@ -151,13 +153,17 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
     sums: dict[tuple[int, int, int, int, int, str], list[int]] = {}
     for (org, dimension, bucket, key, value), (calls, credits) in fine.items():
         for grain in GRAIN_SECONDS:
-            slot_key = (org, dimension, grain, bucket - bucket % grain, key, value)
-            slot = sums.get(slot_key)
-            if slot is None:
-                sums[slot_key] = [calls, credits]
-            else:
-                slot[0] += calls
-                slot[1] += credits
+            coarse = bucket - bucket % grain
+            targets = [(org, dimension, grain, coarse, key, value)]
+            if grain in ALL_KEYS_GRAINS:
+                targets.append((org, dimension, grain, coarse, ALL_KEYS, value))
+            for slot_key in targets:
+                slot = sums.get(slot_key)
+                if slot is None:
+                    sums[slot_key] = [calls, credits]
+                else:
+                    slot[0] += calls
+                    slot[1] += credits
     return [
         (org, dimension, grain, bucket, key, value, calls, credits)
         for (org, dimension, grain, bucket, key, value), (calls, credits) in sorted(sums.items())

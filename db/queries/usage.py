@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
-from db.dimensions import NO_KEY, Dimension
+from db.dimensions import ALL_KEYS, NO_KEY, Dimension
 from db.tables import usage_events, usage_rollups
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -156,6 +156,10 @@ def _rollup_statement(
         )
         if keys is not None:
             branch = branch.where(r.api_key_id.in_(keys))
+        elif piece.grain != grains.QUARTER_HOUR and not by_key:
+            branch = branch.where(r.api_key_id == ALL_KEYS)  # one row per bucket and value
+        elif piece.grain != grains.QUARTER_HOUR:
+            branch = branch.where(r.api_key_id != ALL_KEYS)  # the per-key rows only
         branches.append(branch)
     rows = _union(branches)
     c = rows.c
