@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint format schema bench clean
+.PHONY: install demo test test-sqlite test-postgres lint format schema bench bench-ingest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ format: $(STAMP)
 ## Regenerate schema.graphql from the code.
 schema: $(STAMP)
 	$(BIN)/python -m graphql_schema.export > schema.graphql
+
+## Read benchmarks at 100k and 1M events (SQLite and PostgreSQL); 10M: bench/run-10m.sh.
+bench: $(STAMP)
+	bench/run.sh
+
+## Ingestion throughput, batches of 1,000, via HTTP and the CLI, into both databases.
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache $(DEMO_DB)*
