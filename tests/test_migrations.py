@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
 from db.engine import create_engine
 from db.migrate import current_revision, head_revision
 from db.tables import metadata
+from tests.conftest import _postgres_execute
 
 
 async def test_migrated_database_matches_the_tables(database_url):
@@ -47,22 +54,24 @@ async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
     assert response.json()["expected"] == head_revision()
 
 
-async def test_migrations_downgrade_to_nothing_and_back(database_url, tmp_path):
-    import asyncio
-    import uuid
+@pytest.fixture
+async def scratch_url(database_url: str, tmp_path) -> AsyncIterator[str]:
+    """An empty database beside the session's: a SQLite file, or a PostgreSQL database."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite+aiosqlite:///{tmp_path}/scratch.db"
+        return
+    name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
+    await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+async def test_migrations_downgrade_to_nothing_and_back(scratch_url):
     from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
 
     from db import migrate
-    from tests.conftest import _postgres_execute
-
-    if database_url.startswith("postgresql"):
-        name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
-        await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
-        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    else:
-        name, url = None, f"sqlite+aiosqlite:///{tmp_path}/roundtrip.db"
 
     async def tables() -> set[str]:
         engine = create_engine(url)
@@ -72,35 +81,21 @@ async def test_migrations_downgrade_to_nothing_and_back(database_url, tmp_path):
         finally:
             await engine.dispose()
 
-    try:
-        # Alembic runs its own event loop: keep it off ours.
-        await asyncio.to_thread(migrate.upgrade, url)
-        assert set(metadata.tables) <= await tables()
-        await asyncio.to_thread(migrate.downgrade, url, "base")
-        assert await tables() <= {"alembic_version"}
-        await asyncio.to_thread(migrate.upgrade, url)
-        assert set(metadata.tables) <= await tables()
-    finally:
-        if name is not None:
-            await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = scratch_url
+    # Alembic runs its own event loop: keep it off ours.
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert set(metadata.tables) <= await tables()
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+    assert await tables() <= {"alembic_version"}
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert set(metadata.tables) <= await tables()
 
 
-async def test_upgrade_to_0003_adds_all_keys_rows_from_existing_rollups(database_url, tmp_path):
-    import asyncio
-    import uuid
-
+async def test_upgrade_to_0003_adds_all_keys_rows_from_existing_rollups(scratch_url):
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
     from db import migrate
-    from tests.conftest import _postgres_execute
 
-    if database_url.startswith("postgresql"):
-        name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
-        await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
-        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    else:
-        name, url = None, f"sqlite+aiosqlite:///{tmp_path}/upgrade.db"
     rows = [  # (grain, bucket, key, value, calls, credits) of one organization's endpoints
         (3600, 7200, 1, "/a", 2, 5),
         (3600, 7200, 2, "/a", 3, 7),
@@ -108,43 +103,39 @@ async def test_upgrade_to_0003_adds_all_keys_rows_from_existing_rollups(database
         (86400, 0, 1, "/a", 2, 5),
         (900, 7200, 1, "/a", 2, 5),
     ]
+    insert = text(
+        "INSERT INTO usage_rollups VALUES (1, 1, :grain, :bucket, :key, :value, :calls, :credits)"
+    )
+    await asyncio.to_thread(migrate.upgrade, scratch_url, "0002")
+    engine = create_engine(scratch_url)
     try:
-        await asyncio.to_thread(migrate.upgrade, url, "0002")
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                for grain, bucket, key, value, calls, credits in rows:
-                    await conn.execute(
-                        text(
-                            "INSERT INTO usage_rollups VALUES (1, 1, :grain, :bucket, :key, "
-                            ":value, :calls, :credits)"
-                        ),
-                        {
-                            "grain": grain,
-                            "bucket": bucket,
-                            "key": key,
-                            "value": value,
-                            "calls": calls,
-                            "credits": credits,
-                        },
+        async with engine.begin() as conn:
+            for grain, bucket, key, value, calls, credits in rows:
+                await conn.execute(
+                    insert,
+                    {
+                        "grain": grain,
+                        "bucket": bucket,
+                        "key": key,
+                        "value": value,
+                        "calls": calls,
+                        "credits": credits,
+                    },
+                )
+        await asyncio.to_thread(migrate.upgrade, scratch_url)
+        async with engine.connect() as conn:
+            summed = (
+                await conn.execute(
+                    text(
+                        "SELECT grain, bucket, value, calls, credits FROM usage_rollups "
+                        "WHERE api_key_id = -1 ORDER BY grain, bucket, value"
                     )
-            await asyncio.to_thread(migrate.upgrade, url)
-            async with engine.connect() as conn:
-                summed = (
-                    await conn.execute(
-                        text(
-                            "SELECT grain, bucket, value, calls, credits FROM usage_rollups "
-                            "WHERE api_key_id = -1 ORDER BY grain, bucket, value"
-                        )
-                    )
-                ).all()
-        finally:
-            await engine.dispose()
-        assert [tuple(row) for row in summed] == [
-            (3600, 7200, "/a", 5, 12),
-            (3600, 7200, "/b", 1, 1),
-            (86400, 0, "/a", 2, 5),
-        ]
+                )
+            ).all()
     finally:
-        if name is not None:
-            await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await engine.dispose()
+    assert [tuple(row) for row in summed] == [
+        (3600, 7200, "/a", 5, 12),
+        (3600, 7200, "/b", 1, 1),
+        (86400, 0, "/a", 2, 5),
+    ]
