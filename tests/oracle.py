@@ -83,7 +83,13 @@ def period_label(instant: datetime, zone: str, granularity: str) -> tuple[int, .
 def bucket_edges(start: datetime, end: datetime, zone: str, granularity: str) -> list[datetime]:
     """``[start, e1, …, end]``: where the local period changes inside ``[start, end)``."""
     edges = [start]
+    # A range may start inside a repeated wall time: its bucket is the one the latest period
+    # seen so far began, so take the history of the two days before into account.
     label = period_label(start, zone, granularity)
+    point = start - timedelta(days=2)
+    while point < start:
+        label = max(label, period_label(point, zone, granularity))
+        point += GRID
     point = datetime.fromtimestamp((int(start.timestamp()) // 900 + 1) * 900, tz=UTC)
     while point < end:
         now = period_label(point, zone, granularity)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests import oracle
@@ -152,6 +152,16 @@ def buckets(rows: list[dict[str, Any]]) -> list[tuple[datetime, datetime, int, i
     deadline=None,
     # One organization per example: sharing the function-scoped app and client is safe.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+# Found by hypothesis: an HOUR series starting inside Chatham's repeated 45 minutes.
+@example(
+    zone="Pacific/Chatham",
+    drawn=[],
+    time_range=(
+        datetime(2026, 4, 4, 14, 0, tzinfo=UTC),
+        datetime(2026, 4, 4, 14, 15, 0, 1, tzinfo=UTC),
+    ),
+    filter_key=False,
 )
 @given(
     zone=st.sampled_from(ZONES),
