@@ -132,3 +132,18 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
 def engine(app):  # type: ignore[no-untyped-def]
     """The app's own engine, for direct reads and writes in a test."""
     return app.state.engine
+
+
+@pytest.fixture
+async def scratch_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty, unmigrated database of its own beside the session's (so a test may migrate,
+    downgrade or break it): a SQLite file, or a PostgreSQL database dropped afterwards."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    name = f"creditlens_scratch_{uuid.uuid4().hex[:10]}"
+    await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -135,3 +135,18 @@ def percents(rows: list[tuple[Any, int, int]]) -> list[float]:
     if credits:
         return [100.0 * row[2] / credits for row in rows]
     return [100.0 * row[1] / calls if calls else 0.0 for row in rows]
+
+
+# Zones whose calendars are hard: DST both ways, 30- and 45-minute offsets, +12:45, and
+# midnights that do not exist. Shared by the pinned and the property-based tests.
+TRICKY_ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/Havana",
+    "America/Santiago",
+]

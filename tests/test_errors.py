@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from app.settings import Settings
 from db import migrate
-from tests.conftest import POSTGRES_ENV, _postgres_execute
 from tests.factories import graphql, make_tenant
 
 USAGE = (
     "{ organization { name usage(timeRange: {preset: LAST_7_DAYS}) { calls creditsConsumed } } }"
 )
-
-
-@pytest.fixture
-async def scratch_url(tmp_path, is_postgres):
-    """A database of its own (so the test may break it), not yet migrated."""
-    if not is_postgres:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
-        return
-    import os
-
-    server = os.environ[POSTGRES_ENV]
-    name = f"creditlens_scratch_{uuid.uuid4().hex[:10]}"
-    await _postgres_execute(server, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _postgres_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_an_unexpected_failure_is_masked_and_logged_with_the_request_id(

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from db.engine import create_engine
 from db.migrate import current_revision, head_revision
 from db.tables import metadata
-from tests.conftest import _postgres_execute
 
 
 async def test_migrated_database_matches_the_tables(database_url):
@@ -52,20 +47,6 @@ async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
             response = await http.get("/readyz")
     assert response.status_code == 503
     assert response.json()["expected"] == head_revision()
-
-
-@pytest.fixture
-async def scratch_url(database_url: str, tmp_path) -> AsyncIterator[str]:
-    """An empty database beside the session's: a SQLite file, or a PostgreSQL database."""
-    if not database_url.startswith("postgresql"):
-        yield f"sqlite+aiosqlite:///{tmp_path}/scratch.db"
-        return
-    name = f"creditlens_migrate_{uuid.uuid4().hex[:8]}"
-    await _postgres_execute(database_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_migrations_downgrade_to_nothing_and_back(scratch_url):
