@@ -17,6 +17,8 @@ from db.queries.directory import OrganizationRow, UserRow
 
 if TYPE_CHECKING:
     from db.loaders import Loaders
+    from resolvers.time_range import ResolvedRange
+    from resolvers.usage import TimeRangeArgs
 
 
 class RequestDatabase:
@@ -70,6 +72,8 @@ class Context:
     request_id: str = ""
     token_id: int = 0
     loaders: Loaders = field(init=False)
+    # Time ranges resolved in this request, by organization and argument (resolvers.usage).
+    resolved_ranges: dict[tuple[int, TimeRangeArgs], ResolvedRange] = field(default_factory=dict)
     # Filled in by the QueryCost extension: what ran and what it was estimated to cost.
     operation_names: list[str] = field(default_factory=list)
     query_cost: int = 0

@@ -69,14 +69,20 @@ async def scope(
     key_id: str | None = None,
     api_key_id: int | None = None,
 ) -> ReportScope:
-    resolved = resolve_range(
-        preset=time_range.preset,
-        start=time_range.start,
-        end=time_range.end,
-        timezone=time_range.timezone,
-        organization=organization,
-        now=context.clock(),
-    )
+    # Resolved once per request and argument: the 50 keys of a page share one range (and
+    # one "now"), and resolving a preset per key was 6% of such a request (bench P4).
+    memo_key = (organization.id, time_range)
+    resolved = context.resolved_ranges.get(memo_key)
+    if resolved is None:
+        resolved = resolve_range(
+            preset=time_range.preset,
+            start=time_range.start,
+            end=time_range.end,
+            timezone=time_range.timezone,
+            organization=organization,
+            now=context.clock(),
+        )
+        context.resolved_ranges[memo_key] = resolved
     if key_id is not None:
         api_key_id = await resolve_key(context, key_id)
     return ReportScope(organization, resolved, api_key_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -78,3 +78,35 @@ async def test_preset_follows_the_requested_zone(client, engine, clock, preset, 
     got = (datetime.fromisoformat(resolved["start"]), datetime.fromisoformat(resolved["end"]))
     assert got == expected
     assert resolved["timezone"] == "Asia/Kolkata"
+
+
+async def test_one_request_resolves_a_preset_against_one_now(engine, clock, settings):
+    """Fields of one request share the range they ask for, even if the clock moves while the
+    request runs (here: a day on at every reading)."""
+    import httpx
+
+    from app.main import create_app
+
+    tenant = await make_tenant(engine, now=clock(), timezone="Europe/Berlin")
+
+    class TickingClock:
+        def __init__(self, start: datetime) -> None:
+            self.now = start
+
+        def __call__(self) -> datetime:
+            self.now += timedelta(days=1)
+            return self.now
+
+    application = create_app(settings, clock=TickingClock(clock.now))
+    query = """{ organization {
+      a: usage(timeRange: {preset: TODAY}) { range { start end } }
+      b: usage(timeRange: {preset: TODAY}) { range { start end } }
+      c: usage(timeRange: {preset: TODAY, timezone: "UTC"}) { range { start } }
+    } }"""
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            body = (await graphql(http, tenant.token, query)).json()
+    organization = body["data"]["organization"]
+    assert organization["a"]["range"] == organization["b"]["range"]
+    assert organization["c"]["range"]["start"] != organization["a"]["range"]["start"]
