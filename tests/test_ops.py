@@ -13,9 +13,6 @@ from app.logging import JsonFormatter, PlainFormatter
 from app.main import create_app
 from app.settings import Settings
 from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
-from tests.test_errors import scratch_url
-
-__all__ = ["scratch_url"]  # the fixture, shared with test_errors
 
 
 async def get(url, path, clock):
