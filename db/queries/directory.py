@@ -109,26 +109,12 @@ async def create_user(
     return int(result.scalar_one())
 
 
-async def get_organization(
-    conn: AsyncConnection, *, organization_id: int
-) -> OrganizationRow | None:
-    row = (
-        await conn.execute(select(organizations).where(organizations.c.id == organization_id))
-    ).first()
-    return None if row is None else _organization(row)
-
-
 async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationRow | None:
     """By slug, or by id when ``ref`` is all digits."""
     o = organizations.c
     condition = o.id == int(ref) if ref.isdigit() else o.slug == ref
     row = (await conn.execute(select(organizations).where(condition))).first()
     return None if row is None else _organization(row)
-
-
-async def get_user(conn: AsyncConnection, *, user_id: int) -> UserRow | None:
-    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
-    return None if row is None else UserRow(**row._asdict())
 
 
 async def users_by_id(
