@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
 from app.context import Context
 from app.errors import InvalidInput, NotFound
@@ -117,6 +119,21 @@ async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[r
     )
 
 
+Named = TypeVar("Named", UserRow, ApiKeyRow)
+
+
+def _with_rows(
+    shares: list[reports.Share], row_of: Callable[[str | int], Named | None]
+) -> list[tuple[reports.Share, Named | None]]:
+    """Each share with its user or key row, ties ordered by that row's display name."""
+
+    def name(value: str | int) -> str | None:
+        row = row_of(value)
+        return None if row is None else row.name
+
+    return [(share, row_of(share.value)) for share in reports.by_name(shares, name)]
+
+
 async def by_user(
     context: Context, report: ReportScope
 ) -> list[tuple[reports.Share, UserRow | None]]:
@@ -126,15 +143,7 @@ async def by_user(
     ids = [int(share.value) for share in shares if share.value != ""]
     async with context.db.connection() as conn:
         found = await load_users(conn, organization_id=report.organization.id, user_ids=ids)
-
-    def user(value: str | int) -> UserRow | None:
-        return None if value == "" else found.get(int(value))
-
-    def name(value: str | int) -> str | None:
-        row = user(value)
-        return None if row is None else row.name
-
-    return [(share, user(share.value)) for share in reports.by_name(shares, name)]
+    return _with_rows(shares, lambda value: None if value == "" else found.get(int(value)))
 
 
 async def by_api_key(
@@ -151,15 +160,7 @@ async def by_api_key(
         )
         ids = [int(share.value) for share in shares if share.value != NO_KEY]
         found = await api_keys_by_id(conn, organization_id=report.organization.id, key_ids=ids)
-
-    def key(value: str | int) -> ApiKeyRow | None:
-        return None if value == NO_KEY else found.get(int(value))
-
-    def name(value: str | int) -> str | None:
-        row = key(value)
-        return None if row is None else row.name
-
-    return [(share, key(share.value)) for share in reports.by_name(shares, name)]
+    return _with_rows(shares, lambda value: None if value == NO_KEY else found.get(int(value)))
 
 
 async def series(context: Context, report: ReportScope, granularity: Granularity) -> list[Bucket]:
