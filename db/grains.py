@@ -17,6 +17,10 @@ QUARTER_HOUR = 900 * MICROS
 HOUR = 3600 * MICROS
 DAY = 86400 * MICROS
 GRAINS = (QUARTER_HOUR, HOUR, DAY)
+# The same grains in seconds, as usage_rollups.grain stores them, and those that also hold
+# rows summed over every key (db.dimensions.ALL_KEYS).
+GRAIN_SECONDS = tuple(grain // MICROS for grain in GRAINS)
+ALL_KEYS_GRAINS = (HOUR // MICROS, DAY // MICROS)
 
 
 @dataclass(frozen=True, slots=True)

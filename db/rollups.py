@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from db.dimensions import ALL_KEYS, NO_KEY, Dimension
-from db.ingestion.writer import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.tables import usage_events, usage_rollups
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.dimensions import ALL_KEYS, Dimension
 from db.engine import writing
-from db.ingestion.writer import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.tables import api_keys, usage_events, usage_rollups, users
 
 

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
+
 # (organization_id, event_id, api_key_id, user_id, source, endpoint, status, credits,
 #  occurred_at) in primary-key order.
 EventRow = tuple[int, str, int | None, int | None, str, str, int, int, datetime]
@@ -35,6 +37,12 @@ _ROLLUP_KEY = "organization_id, dimension, grain, bucket, api_key_id, value"
 _ROLLUP_ADD = (
     "DO UPDATE SET calls = usage_rollups.calls + excluded.calls, "
     "credits = usage_rollups.credits + excluded.credits"
+)
+
+# (grain, summed over all keys) of every rollup row an event adds to.
+_GRAIN_ROWS = ", ".join(
+    [f"({grain}, false)" for grain in GRAIN_SECONDS]
+    + [f"({grain}, true)" for grain in ALL_KEYS_GRAINS]
 )
 
 # Events, then their rollups summed by PostgreSQL in the same statement: no rollup row
@@ -60,8 +68,7 @@ WITH new AS (
            new.credits
     FROM new
     -- The hour and day grains also get rows summed over every key (ALL_KEYS = -1).
-    CROSS JOIN (VALUES (900, false), (3600, false), (86400, false), (3600, true), (86400, true))
-        AS g (grain, all_keys)
+    CROSS JOIN (VALUES {_GRAIN_ROWS}) AS g (grain, all_keys)
     CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint)) AS d (dimension)
 ), rolled AS (
     INSERT INTO usage_rollups ({_ROLLUP_COLUMNS})

@@ -19,15 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import dialect
 from db.dimensions import ALL_KEYS, NO_KEY, Dimension
 from db.engine import write_with_retry
-from db.grains import DAY, HOUR, MICROS, QUARTER_HOUR
+from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.ingestion import bulk
 from db.ingestion.bulk import EventRow, RollupRow
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
 from db.tables import api_keys, organizations, users
 
-GRAIN_SECONDS = (QUARTER_HOUR // MICROS, HOUR // MICROS, DAY // MICROS)
-# Grains that also hold rows summed over every key (see db.dimensions.ALL_KEYS).
-ALL_KEYS_GRAINS = (HOUR // MICROS, DAY // MICROS)
 TOTAL, ENDPOINT, SOURCE, USER = (
     int(d) for d in (Dimension.TOTAL, Dimension.ENDPOINT, Dimension.SOURCE, Dimension.USER)
 )
