@@ -43,7 +43,7 @@ format: $(STAMP)
 
 ## Regenerate schema.graphql from the code.
 schema: $(STAMP)
-	$(BIN)/python -m graphql_schema.export > schema.graphql
+	$(BIN)/python -m app.schema_file > schema.graphql
 
 ## Read benchmarks at 100k and 1M events (SQLite and PostgreSQL); 10M: bench/run-10m.sh.
 bench: $(STAMP)

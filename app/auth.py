@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
-from app.clock import Clock
 from app.settings import Settings
 from db.queries.tokens import Principal, authenticate
+from domain.clock import Clock
 
 MISSING = (
     "Authentication required: send 'Authorization: Bearer <token>'. "

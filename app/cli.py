@@ -14,15 +14,19 @@ import typer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clock import system_clock
 from app.settings import Settings
 from db import migrate as migrations
 from db.engine import create_engine, writing
 from db.queries.directory import create_organization, create_user, find_organization
-from db.queries.tokens import INGEST_SCOPE, USER_SCOPE, create_token, revoke_token
+from db.queries.tokens import create_token, revoke_token
+from domain.clock import system_clock
+from domain.plans import Plan
+from domain.roles import Role
+from domain.scopes import TokenScope
 
 T = TypeVar("T")
-PLANS = ("FREE", "STARTER", "PRO", "ENTERPRISE")
+PLANS = tuple(plan.value for plan in Plan)
+ROLES = tuple(role.value for role in Role)
 
 cli = typer.Typer(help="creditlens: where do our API credits go?", no_args_is_help=True)
 org_cli = typer.Typer(help="Organizations.", no_args_is_help=True)
@@ -121,8 +125,8 @@ def org_create(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create an organization."""
-    from app.errors import InvalidInput
-    from resolvers.time_range import zone
+    from domain.errors import InvalidInput
+    from domain.time_range import zone
 
     plan = plan.upper()
     if plan not in PLANS:
@@ -170,8 +174,8 @@ def user_create(
 ) -> None:
     """Create a user in an organization."""
     role = role.upper()
-    if role not in ("ADMIN", "MEMBER"):
-        raise _fail("--role must be ADMIN or MEMBER")
+    if role not in ROLES:
+        raise _fail(f"--role must be {' or '.join(ROLES)}")
     ident_in_events = external_id or email or name
 
     async def work(engine: AsyncEngine, _: Settings) -> int | None:
@@ -222,7 +226,7 @@ def token_create(
             return await create_token(
                 conn,
                 pepper=settings.token_pepper.get_secret_value(),
-                scope=INGEST_SCOPE if ingest_scope else USER_SCOPE,
+                scope=TokenScope.INGEST if ingest_scope else TokenScope.USER,
                 user_id=user,
                 now=system_clock(),
                 expires_at=expires_at,

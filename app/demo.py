@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.engine import writing
 from db.ingestion import ingest
 from db.queries.directory import create_organization, create_user
-from db.queries.tokens import INGEST_SCOPE, USER_SCOPE, create_token
+from db.queries.tokens import create_token
 from db.tables import api_keys
+from domain.scopes import TokenScope
 
 # (endpoint, credits when found, share of traffic). A call that finds nothing still costs 1.
 ENDPOINTS = (
@@ -150,11 +151,13 @@ async def load_demo(engine: AsyncEngine, *, now: datetime, pepper: str) -> DemoT
             now=now,
         )
         tokens = [
-            (await create_token(conn, pepper=pepper, scope=USER_SCOPE, user_id=user, now=now))[1]
+            (await create_token(conn, pepper=pepper, scope=TokenScope.USER, user_id=user, now=now))[
+                1
+            ]
             for user in (admin, member, free_admin)
         ]
         ingest_token = (
-            await create_token(conn, pepper=pepper, scope=INGEST_SCOPE, user_id=None, now=now)
+            await create_token(conn, pepper=pepper, scope=TokenScope.INGEST, user_id=None, now=now)
         )[1]
     events = _events(now, random.Random(20261125))
     for start in range(0, len(events), 1000):

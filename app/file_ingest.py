@@ -22,11 +22,11 @@ from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clock import system_clock
 from db.ingestion import EventError, IngestRejected, ValidEvent
 from db.ingestion.decoding import MalformedJson, decode
 from db.ingestion.validation import validate_events
 from db.ingestion.writer import write
+from domain.clock import system_clock
 
 CSV_INTEGERS = ("status", "credits")
 

@@ -25,26 +25,32 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.errors import BadRequest, CreditLensError, QueryTooComplex
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 
 class HTTPRefusal(Exception):
-    """A request refused before (or instead of) execution, with a GraphQL-shaped body."""
+    """A request refused before (or instead of) execution, with a GraphQL-shaped body.
+
+    Code and status are the error's own unless the HTTP rules need a more precise status
+    (405, 406, 413, 415) or the refusal is about the document (``VALIDATION_FAILED``).
+    """
 
     def __init__(
         self,
-        status: int,
-        code: str,
-        message: str,
+        error: CreditLensError,
         *,
+        status: int | None = None,
+        code: str | None = None,
         headers: Mapping[str, str] | None = None,
         extensions: Mapping[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        super().__init__(error.message)
+        self.status = error.http_status if status is None else status
+        self.code = error.code if code is None else code
+        self.message = error.message
         self.headers = dict(headers or {})
         self.extensions = dict(extensions or {})
 
@@ -105,9 +111,8 @@ def negotiate(accept: str | None) -> str | None:
 
 def too_large(cap: int) -> HTTPRefusal:
     return HTTPRefusal(
-        413,
-        "QUERY_TOO_COMPLEX",
-        f"The request body is larger than {cap} bytes (setting max_body_bytes).",
+        QueryTooComplex(f"The request body is larger than {cap} bytes (setting max_body_bytes)."),
+        status=413,
         extensions={"limit": "max_body_bytes", "maximum": cap},
     )
 
@@ -128,7 +133,7 @@ async def read_body(request: Request, cap: int) -> bytes:
 
 
 def _bad_request(message: str) -> HTTPRefusal:
-    return HTTPRefusal(400, "BAD_REQUEST", message)
+    return HTTPRefusal(BadRequest(message))
 
 
 def _json_parameter(value: str | None, name: str) -> Any:
@@ -178,9 +183,7 @@ def check_content_type(request: Request) -> None:
     charsets = [p.partition("=")[2].strip('"') for p in params if p.startswith("charset=")]
     if media != JSON or any(charset not in ("utf-8", "utf8") for charset in charsets):
         raise HTTPRefusal(
-            415,
-            "BAD_REQUEST",
-            "Send the request as Content-Type: application/json (UTF-8).",
+            BadRequest("Send the request as Content-Type: application/json (UTF-8)."), status=415
         )
 
 
@@ -198,17 +201,17 @@ def operations_of_body(
         return [_operation(data)], False
     if not batching:
         raise HTTPRefusal(
-            400,
-            "QUERY_TOO_COMPLEX",
-            "Batched requests (a JSON array of operations) are turned off "
-            "(setting batching): send one operation per request.",
+            QueryTooComplex(
+                "Batched requests (a JSON array of operations) are turned off "
+                "(setting batching): send one operation per request."
+            ),
             extensions={"limit": "batching"},
         )
     if not data or len(data) > max_operations:
         raise HTTPRefusal(
-            400,
-            "QUERY_TOO_COMPLEX",
-            f"A batch holds 1 to {max_operations} operations (setting max_batch_operations).",
+            QueryTooComplex(
+                f"A batch holds 1 to {max_operations} operations (setting max_batch_operations)."
+            ),
             extensions={"limit": "max_batch_operations", "maximum": max_operations},
         )
     return [_operation(item) for item in data], True

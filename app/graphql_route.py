@@ -19,8 +19,6 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.auth import WWW_AUTHENTICATE, principal_of
-from app.clock import Clock
-from app.context import Context, RequestDatabase
 from app.graphql_http import (
     JSON,
     HTTPRefusal,
@@ -37,7 +35,17 @@ from app.graphql_http import (
 from app.metrics import Metrics
 from app.rate_limit import RateLimiter
 from app.settings import Settings
-from db.queries.tokens import USER_SCOPE
+from db.session import RequestDatabase
+from domain.clock import Clock
+from domain.errors import (
+    VALIDATION_FAILED,
+    BadRequest,
+    Forbidden,
+    RateLimited,
+    Unauthenticated,
+)
+from domain.scopes import TokenScope
+from resolvers.context import Context, Limits
 
 INGEST_ONLY = (
     "This token has the ingest scope: it can send events to /v1/events but not query. "
@@ -68,6 +76,9 @@ class GraphQLRoute:
         self.clock = clock
         self.metrics = metrics
         self.limiter = limiter
+        self.limits = Limits(
+            max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
+        )
 
     def _is_ide_request(self, request: Request) -> bool:
         return (
@@ -85,9 +96,8 @@ class GraphQLRoute:
             if media_type is None:
                 media_type = JSON
                 raise HTTPRefusal(
-                    406,
-                    "BAD_REQUEST",
-                    "Accept application/graphql-response+json or application/json.",
+                    BadRequest("Accept application/graphql-response+json or application/json."),
+                    status=406,
                 )
             return await self._handle(request, media_type)
         except HTTPRefusal as refusal:
@@ -97,7 +107,7 @@ class GraphQLRoute:
     async def _handle(self, request: Request, media_type: str) -> Response:
         if request.method not in ("GET", "POST"):
             raise HTTPRefusal(
-                405, "BAD_REQUEST", "Use GET (queries) or POST.", headers=ALLOWED_METHODS
+                BadRequest("Use GET (queries) or POST."), status=405, headers=ALLOWED_METHODS
             )
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
@@ -110,11 +120,11 @@ class GraphQLRoute:
             if not decision.allowed:
                 self.metrics.rate_limited("graphql")
                 raise HTTPRefusal(
-                    429,
-                    "RATE_LIMITED",
-                    f"Too many requests for this token: at most "
-                    f"{self.settings.rate_limit_per_minute} per minute "
-                    f"(setting rate_limit_per_minute). Retry in {decision.retry_after} s.",
+                    RateLimited(
+                        f"Too many requests for this token: at most "
+                        f"{self.settings.rate_limit_per_minute} per minute "
+                        f"(setting rate_limit_per_minute). Retry in {decision.retry_after} s."
+                    ),
                     headers={"Retry-After": str(decision.retry_after)},
                     extensions={"retryAfter": decision.retry_after},
                 )
@@ -139,20 +149,19 @@ class GraphQLRoute:
         async with db.connection() as conn:
             principal, reason = await principal_of(request, conn, self.settings, self.clock)
             if principal is None:
-                raise HTTPRefusal(401, "UNAUTHENTICATED", reason, headers=WWW_AUTHENTICATE)
-            if principal.scope != USER_SCOPE or principal.user_id is None:
-                raise HTTPRefusal(403, "FORBIDDEN", INGEST_ONLY)
+                raise HTTPRefusal(Unauthenticated(reason), headers=WWW_AUTHENTICATE)
+            if principal.scope != TokenScope.USER or principal.user_id is None:
+                raise HTTPRefusal(Forbidden(INGEST_ONLY))
         user, organization = principal.user, principal.organization
         if user is None or organization is None:
-            raise HTTPRefusal(401, "UNAUTHENTICATED", "The token's user is gone.")
+            raise HTTPRefusal(Unauthenticated("The token's user is gone."))
         request.state.viewer = f"user:{user.id}@organization:{organization.id}"
         return Context(
-            request=request,
-            settings=self.settings,
             db=db,
             clock=self.clock,
             viewer=user,
             organization=organization,
+            limits=self.limits,
             request_id=getattr(request.state, "request_id", ""),
             token_id=principal.token_id,
         )
@@ -175,19 +184,18 @@ class GraphQLRoute:
         except InvalidOperationTypeError as error:
             if request.method == "GET" and error.operation_type is OperationType.MUTATION:
                 raise HTTPRefusal(
-                    405,
-                    "BAD_REQUEST",
-                    "Mutations cannot be sent with GET: use POST.",
+                    BadRequest("Mutations cannot be sent with GET: use POST."),
+                    status=405,
                     headers={"Allow": "POST"},
                 ) from error
             raise HTTPRefusal(
-                400,
-                "BAD_REQUEST",
-                f"{error.operation_type.value.title()} operations are not served over HTTP.",
+                BadRequest(
+                    f"{error.operation_type.value.title()} operations are not served over HTTP."
+                )
             ) from error
         except CannotGetOperationTypeError as error:
             raise HTTPRefusal(
-                400, "GRAPHQL_VALIDATION_FAILED", error.as_http_error_reason()
+                BadRequest(error.as_http_error_reason()), code=VALIDATION_FAILED
             ) from error
 
     def _charge_cost(self, token_id: int, context: Context) -> None:

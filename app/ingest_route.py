@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.auth import WWW_AUTHENTICATE, principal_of
-from app.clock import Clock
 from app.rate_limit import rate_limited
 from app.settings import Settings
 from db.ingestion import IngestRejected, ingest
 from db.ingestion.decoding import MalformedJson, decode
-from db.queries.tokens import INGEST_SCOPE
+from domain.clock import Clock
+from domain.scopes import TokenScope
 
 JSON_TYPES = {"application/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl"}
@@ -109,7 +109,7 @@ class IngestRoute:
                 status_code=401,
                 headers=WWW_AUTHENTICATE,
             )
-        if principal.scope != INGEST_SCOPE:
+        if principal.scope != TokenScope.INGEST:
             return JSONResponse(
                 {
                     "error": "forbidden",

@@ -14,7 +14,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.clock import Clock, system_clock
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.logging import configure_logging
@@ -23,6 +22,7 @@ from app.ops import healthz, metrics_endpoint, readyz
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
+from domain.clock import Clock, system_clock
 from graphql_schema.schema import build_schema
 
 log = logging.getLogger("creditlens.http")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.clock import Clock
+from domain.clock import Clock
 
 
 @dataclass(slots=True)

@@ -50,8 +50,9 @@ from db import migrate  # noqa: E402
 from db.engine import create_engine, writing  # noqa: E402
 from db.ingestion import ingest  # noqa: E402
 from db.queries.directory import create_organization, create_user  # noqa: E402
-from db.queries.tokens import USER_SCOPE, create_token  # noqa: E402
+from db.queries.tokens import create_token  # noqa: E402
 from db.tables import api_keys, organizations, usage_events, users  # noqa: E402
+from domain.scopes import TokenScope  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 SIZES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
@@ -285,7 +286,7 @@ async def setup_world(url: str, end: datetime) -> dict[str, object]:
                 now=now,
             )
             _, token = await create_token(
-                conn, pepper=pepper, scope=USER_SCOPE, user_id=admin, now=now
+                conn, pepper=pepper, scope=TokenScope.USER, user_id=admin, now=now
             )
     finally:
         await engine.dispose()

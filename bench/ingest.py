@@ -132,7 +132,8 @@ class Scratch:
     async def _seed(self) -> str:
         from db.engine import create_engine, writing
         from db.queries.directory import create_organization
-        from db.queries.tokens import INGEST_SCOPE, create_token
+        from db.queries.tokens import create_token
+        from domain.scopes import TokenScope
 
         engine = create_engine(self.url)
         now = datetime.now(UTC)
@@ -149,7 +150,7 @@ class Scratch:
                     now=now,
                 )
             _, token = await create_token(
-                conn, pepper=PEPPER, scope=INGEST_SCOPE, user_id=None, now=now
+                conn, pepper=PEPPER, scope=TokenScope.INGEST, user_id=None, now=now
             )
         await engine.dispose()
         return token

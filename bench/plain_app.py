@@ -32,19 +32,19 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.auth import principal_of
-from app.clock import system_clock
 from app.settings import Settings
-from db.dimensions import Dimension
 from db.engine import create_engine
-from db.periods import Granularity, period_edges
 from db.queries import reports
 from db.queries.directory import (
-    OrganizationRow,
+    OrganizationRecord,
     find_api_key,
     list_api_keys,
 )
-from db.queries.tokens import USER_SCOPE
-from resolvers.time_range import Preset, ResolvedRange, resolve_range
+from domain.clock import system_clock
+from domain.dimensions import Dimension
+from domain.periods import Granularity, period_edges
+from domain.scopes import TokenScope
+from domain.time_range import Preset, ResolvedRange, resolve_range
 
 
 def _shares(rows: list[reports.Share], name: str) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ def _shares(rows: list[reports.Share], name: str) -> list[dict[str, Any]]:
     ]
 
 
-def _range(request: Request, organization: OrganizationRow) -> ResolvedRange:
+def _range(request: Request, organization: OrganizationRecord) -> ResolvedRange:
     return resolve_range(
         preset=Preset(request.query_params.get("preset", "LAST_30_DAYS")),
         start=None,
@@ -78,9 +78,9 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
 
-    async def viewer_org(request: Request, conn: AsyncConnection) -> OrganizationRow | None:
+    async def viewer_org(request: Request, conn: AsyncConnection) -> OrganizationRecord | None:
         principal, _ = await principal_of(request, conn, settings, system_clock)
-        if principal is None or principal.scope != USER_SCOPE or principal.user_id is None:
+        if principal is None or principal.scope != TokenScope.USER or principal.user_id is None:
             return None
         # The same lookup as app/graphql_route.py: since 3afc3a4 the token statement also
         # returns the user and organization rows.

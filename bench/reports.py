@@ -31,7 +31,8 @@ from db import migrate
 from db.engine import create_engine, writing
 from db.ingestion.writer import ingest
 from db.queries.directory import create_organization, create_user
-from db.queries.tokens import USER_SCOPE, create_token
+from db.queries.tokens import create_token
+from domain.scopes import TokenScope
 
 OUT = Path(__file__).parent / "out"
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -129,7 +130,7 @@ async def _load(url: str, count: int) -> str:
                 now=NOW,
             )
             _, token = await create_token(
-                conn, pepper=PEPPER, scope=USER_SCOPE, user_id=user_id, now=NOW
+                conn, pepper=PEPPER, scope=TokenScope.USER, user_id=user_id, now=NOW
             )
         events = _events(count, seed=count)
         started = time.perf_counter()

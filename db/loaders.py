@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
-from db.dimensions import Dimension
-from db.queries.reports import Share, breakdown_per_key, totals
-from db.queries.usage import Tally
-
-if TYPE_CHECKING:
-    from app.context import RequestDatabase
+from db.queries.reports import breakdown_per_key, totals
+from db.session import RequestDatabase
+from domain.dimensions import Dimension
+from domain.records import Share, Tally
 
 # (organization id, API key id, start, end)
 KeyRangeKey = tuple[int, int, datetime, datetime]

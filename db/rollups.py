@@ -6,9 +6,10 @@ from sqlalchemy import BigInteger, Integer, String, cast, delete, func, insert, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
-from db.dimensions import ALL_KEYS, NO_KEY, Dimension
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import usage_events, usage_rollups
+from domain.dimensions import Dimension
 
 
 def _epoch_seconds(conn: AsyncConnection) -> ColumnElement[int]:

@@ -1,28 +1,40 @@
-"""Enumerations of the schema."""
+"""Enumerations of the schema: each wraps the one vocabulary of ``domain``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
+from typing import TypeVar
 
 import strawberry
 
-from db.periods import Granularity as _Granularity
-from resolvers.time_range import Preset
+from domain.periods import Granularity as _Granularity
+from domain.plans import Plan as _Plan
+from domain.presets import Preset
+from domain.roles import Role as _Role
+
+E = TypeVar("E", bound=type[Enum])
 
 
-@strawberry.enum(description="An organization's plan. Every plan but FREE is paid.")
-class Plan(Enum):
-    FREE = "FREE"
-    STARTER = "STARTER"
-    PRO = "PRO"
-    ENTERPRISE = "ENTERPRISE"
+def _describe_values(enum: E, descriptions: dict[str, str]) -> E:
+    """Give the values of a wrapped domain enum their descriptions: the domain spells the
+    members once, without strawberry, and the schema adds what clients read about them."""
+    definition = enum.__strawberry_definition__  # type: ignore[attr-defined]
+    definition.values = [
+        replace(value, description=descriptions.get(value.name)) for value in definition.values
+    ]
+    return enum
 
 
-@strawberry.enum(description="What a user may do in their organization.")
-class Role(Enum):
-    ADMIN = strawberry.enum_value("ADMIN", description="Sees usage, keys and the credit pool.")
-    MEMBER = strawberry.enum_value("MEMBER", description="Sees the organization's name and plan.")
+Plan = strawberry.enum(_Plan, description="An organization's plan. Every plan but FREE is paid.")
 
+Role = _describe_values(
+    strawberry.enum(_Role, description="What a user may do in their organization."),
+    {
+        "ADMIN": "Sees usage, keys and the credit pool.",
+        "MEMBER": "Sees the organization's name and plan.",
+    },
+)
 
 Granularity = strawberry.enum(
     _Granularity,

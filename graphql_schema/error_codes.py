@@ -23,7 +23,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 
-from app.errors import CreditLensError
+from domain.errors import (
+    INTERNAL,
+    PARSE_FAILED,
+    VALIDATION_FAILED,
+    CreditLensError,
+    InvalidInput,
+)
 
 log = logging.getLogger("creditlens.graphql")
 
@@ -42,12 +48,12 @@ class ErrorCodes(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         yield
         if self.execution_context.graphql_document is None:
-            self.stage_code = "GRAPHQL_PARSE_FAILED"
+            self.stage_code = PARSE_FAILED
 
     def on_validate(self) -> Iterator[None]:
         yield
         if self.execution_context.pre_execution_errors:
-            self.stage_code = "GRAPHQL_VALIDATION_FAILED"
+            self.stage_code = VALIDATION_FAILED
 
     def on_operation(self) -> Iterator[None]:
         try:
@@ -79,15 +85,15 @@ class ErrorCodes(SchemaExtension):
 
     def _code_of(self, error: GraphQLError) -> str | None:
         if isinstance(error, GraphQLSyntaxError):
-            return "GRAPHQL_PARSE_FAILED"
+            return PARSE_FAILED
         if self.stage_code is not None:
             return self.stage_code
         if error.path is None:
             # Execution had not reached a field: the variables could not be coerced.
-            return "BAD_USER_INPUT"
+            return InvalidInput.code
         if isinstance(error.original_error, GraphQLError):
             # graphql-core refused an argument value while resolving this field.
-            return "BAD_USER_INPUT"
+            return InvalidInput.code
         return None
 
     def _masked(self, error: GraphQLError) -> GraphQLError:
@@ -105,5 +111,5 @@ class ErrorCodes(SchemaExtension):
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            extensions={"code": INTERNAL, "requestId": request_id},
         )

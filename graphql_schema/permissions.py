@@ -11,7 +11,9 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from app.context import Context
+from domain.errors import Forbidden, PlanRequired
+from domain.roles import Role
+from resolvers.context import Context
 
 
 class IsAdmin(BasePermission):
@@ -19,10 +21,10 @@ class IsAdmin(BasePermission):
         "Only admins of your organization can see usage, API keys and the credit pool. "
         "Ask an admin of your organization for access."
     )
-    error_extensions = {"code": "FORBIDDEN"}
+    error_extensions = {"code": Forbidden.code}
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        return info.context.viewer.role == "ADMIN"
+        return info.context.viewer.role is Role.ADMIN
 
 
 class IsOnPaidPlan(BasePermission):
@@ -30,7 +32,7 @@ class IsOnPaidPlan(BasePermission):
         "Usage analytics are part of the paid plans (Starter, Pro, Enterprise). "
         "Upgrade your organization's plan to see them."
     )
-    error_extensions = {"code": "PLAN_REQUIRED"}
+    error_extensions = {"code": PlanRequired.code}
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         return info.context.organization.is_paid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import strawberry
 from graphql import GraphQLError, MaxIntrospectionDepthRule
@@ -16,14 +17,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from app.context import Context
-from app.settings import Settings
 from graphql_schema.error_codes import ErrorCodes
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
 from graphql_schema.limits.cost import CostLimits
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
+from resolvers.context import Context
 
 
 @strawberry.type(description="Credit usage of the viewer's organization.")
@@ -34,7 +34,7 @@ class Query:
 
     @strawberry.field(description="The viewer's own organization.")
     def organization(self, info: Info[Context, None]) -> Organization:
-        return Organization(row=info.context.organization)
+        return Organization(record=info.context.organization)
 
 
 class Schema(strawberry.Schema):
@@ -47,7 +47,28 @@ class Schema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+class SchemaSettings(Protocol):
+    """The settings the schema reads; ``app.settings.Settings`` has them all."""
+
+    @property
+    def max_query_depth(self) -> int: ...
+    @property
+    def max_aliases(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def max_query_cost(self) -> int: ...
+    @property
+    def max_page_size(self) -> int: ...
+    @property
+    def max_series_points(self) -> int: ...
+    @property
+    def introspection(self) -> bool: ...
+    @property
+    def field_suggestions(self) -> bool: ...
+
+
+def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     """The schema with its limits. Extensions are passed as classes or factories, so each
     request gets fresh instances (they hold per-request state). Order matters: the token
     limit runs before the parser cache, the validation rules are made once here so the

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 
-from app.context import Context
-from app.errors import InvalidInput
-from db.queries.directory import ApiKeyRow, find_api_key, list_api_keys
+from db.queries.directory import find_api_key, list_api_keys
+from domain.errors import InvalidInput
+from domain.records import ApiKeyRecord
+from resolvers.context import Context
 
 _CURSOR_PREFIX = "apikey:"
 
 
-def encode_cursor(key: ApiKeyRow) -> str:
+def encode_cursor(key: ApiKeyRecord) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key.id}".encode()).decode()
 
 
@@ -28,8 +29,8 @@ def decode_cursor(cursor: str) -> int:
 
 async def page(
     context: Context, *, first: int, after: str | None, include_revoked: bool
-) -> tuple[list[ApiKeyRow], bool, int]:
-    limit = context.settings.max_page_size
+) -> tuple[list[ApiKeyRecord], bool, int]:
+    limit = context.limits.max_page_size
     if not 0 <= first <= limit:
         raise InvalidInput(f"first must be between 0 and {limit}.", field="first")
     after_id = None if after is None else decode_cursor(after)
@@ -43,7 +44,7 @@ async def page(
         )
 
 
-async def one(context: Context, key_id: str) -> ApiKeyRow | None:
+async def one(context: Context, key_id: str) -> ApiKeyRecord | None:
     """The key, or None: for a key of another organization exactly as for no key at all."""
     async with context.db.connection() as conn:
         return await find_api_key(conn, organization_id=context.organization.id, external_id=key_id)

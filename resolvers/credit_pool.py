@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.context import Context
 from db.queries import reports
-from db.queries.directory import OrganizationRow
-from resolvers.time_range import billing_cycle
+from domain.records import OrganizationRecord
+from domain.time_range import billing_cycle
+from resolvers.context import Context
 
 BURN_WINDOW = timedelta(days=7)
 
@@ -27,7 +27,7 @@ class PoolStatus:
         return self.allowance - self.consumed
 
 
-async def credit_pool(context: Context, organization: OrganizationRow) -> PoolStatus:
+async def credit_pool(context: Context, organization: OrganizationRecord) -> PoolStatus:
     now = context.clock()
     start, end = billing_cycle(organization, now)
     async with context.db.connection() as conn:

@@ -7,30 +7,23 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
-from app.context import Context
-from app.errors import InvalidInput, NotFound
-from db.dimensions import NO_KEY, Dimension
-from db.periods import Granularity, count_periods, period_edges
 from db.queries import reports
-from db.queries.directory import ApiKeyRow, OrganizationRow, UserRow, api_keys_by_id, find_api_key
+from db.queries.directory import api_keys_by_id, find_api_key
 from db.queries.directory import users_by_id as load_users
-from db.queries.usage import Tally
-from resolvers.time_range import Preset, ResolvedRange, resolve_range
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRangeArgs:
-    preset: Preset | None
-    start: datetime | None
-    end: datetime | None
-    timezone: str | None
+from db.rollup_keys import NO_KEY
+from domain.dimensions import Dimension
+from domain.errors import InvalidInput, NotFound
+from domain.periods import Granularity, count_periods, period_edges
+from domain.records import ApiKeyRecord, OrganizationRecord, Share, Tally, UserRecord
+from domain.time_range import ResolvedRange, TimeRangeArgs, resolve_range
+from resolvers.context import Context
 
 
 @dataclass(frozen=True, slots=True)
 class ReportScope:
     """What a report covers: an organization, a range, and optionally one API key."""
 
-    organization: OrganizationRow
+    organization: OrganizationRecord
     range: ResolvedRange
     api_key_id: int | None
 
@@ -65,7 +58,7 @@ async def resolve_key(context: Context, key_id: str | None) -> int | None:
 
 async def scope(
     context: Context,
-    organization: OrganizationRow,
+    organization: OrganizationRecord,
     time_range: TimeRangeArgs,
     *,
     key_id: str | None = None,
@@ -97,9 +90,7 @@ async def totals(context: Context, report: ReportScope) -> Tally:
     )
 
 
-async def breakdown(
-    context: Context, report: ReportScope, dimension: Dimension
-) -> list[reports.Share]:
+async def breakdown(context: Context, report: ReportScope, dimension: Dimension) -> list[Share]:
     async with context.db.connection() as conn:
         return await reports.breakdown(
             conn,
@@ -111,7 +102,7 @@ async def breakdown(
         )
 
 
-async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[reports.Share]:
+async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[Share]:
     """Through the per-request DataLoader, so a page of keys costs one query."""
     assert report.api_key_id is not None
     return await context.loaders.endpoint_usage_by_key.load(
@@ -119,12 +110,12 @@ async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[r
     )
 
 
-Named = TypeVar("Named", UserRow, ApiKeyRow)
+Named = TypeVar("Named", UserRecord, ApiKeyRecord)
 
 
 def _with_rows(
-    shares: list[reports.Share], row_of: Callable[[str | int], Named | None]
-) -> list[tuple[reports.Share, Named | None]]:
+    shares: list[Share], row_of: Callable[[str | int], Named | None]
+) -> list[tuple[Share, Named | None]]:
     """Each share with its user or key row, ties ordered by that row's display name."""
 
     def name(value: str | int) -> str | None:
@@ -134,9 +125,7 @@ def _with_rows(
     return [(share, row_of(share.value)) for share in reports.by_name(shares, name)]
 
 
-async def by_user(
-    context: Context, report: ReportScope
-) -> list[tuple[reports.Share, UserRow | None]]:
+async def by_user(context: Context, report: ReportScope) -> list[tuple[Share, UserRecord | None]]:
     """Rows per user, ties ordered by the user's display name; calls without a user
     (and any user no longer on record) form the row with ``None``."""
     shares = await breakdown(context, report, Dimension.USER)
@@ -148,7 +137,7 @@ async def by_user(
 
 async def by_api_key(
     context: Context, report: ReportScope
-) -> list[tuple[reports.Share, ApiKeyRow | None]]:
+) -> list[tuple[Share, ApiKeyRecord | None]]:
     """Rows per key, ties ordered by the key's name; keyless calls form the ``None`` row."""
     async with context.db.connection() as conn:
         shares = await reports.by_api_key(
@@ -164,7 +153,7 @@ async def by_api_key(
 
 
 async def series(context: Context, report: ReportScope, granularity: Granularity) -> list[Bucket]:
-    limit = context.settings.max_series_points
+    limit = context.limits.max_series_points
     message = (
         f"This series would have more than {limit} points (max_series_points): "
         "choose a coarser granularity or a shorter time range."

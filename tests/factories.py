@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import writing
 from db.queries.directory import create_organization, create_user
-from db.queries.tokens import INGEST_SCOPE, USER_SCOPE, create_token
+from db.queries.tokens import create_token
+from domain.scopes import TokenScope
 
 PEPPER = "creditlens-development-pepper"
 _numbers = itertools.count(1)
@@ -60,7 +61,7 @@ async def make_tenant(
             now=now,
         )
         _, token = await create_token(
-            conn, pepper=PEPPER, scope=USER_SCOPE, user_id=user_id, now=now
+            conn, pepper=PEPPER, scope=TokenScope.USER, user_id=user_id, now=now
         )
     return Tenant(organization_id, slug, user_id, token)
 
@@ -80,7 +81,12 @@ async def add_user(
             now=now,
         )
         token_id, token = await create_token(
-            conn, pepper=PEPPER, scope=USER_SCOPE, user_id=user_id, now=now, expires_at=expires_at
+            conn,
+            pepper=PEPPER,
+            scope=TokenScope.USER,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
         )
     return user_id, token_id, token
 
@@ -88,7 +94,7 @@ async def add_user(
 async def make_ingest_token(engine: AsyncEngine, *, now: datetime) -> str:
     async with writing(engine) as conn:
         _, token = await create_token(
-            conn, pepper=PEPPER, scope=INGEST_SCOPE, user_id=None, now=now
+            conn, pepper=PEPPER, scope=TokenScope.INGEST, user_id=None, now=now
         )
     return token
 

@@ -8,6 +8,7 @@ import pytest
 
 from db.engine import writing
 from db.queries.tokens import revoke_token
+from domain.scopes import TokenScope
 from tests.factories import add_user, graphql, make_ingest_token, make_tenant
 
 VIEWER = "{ viewer { name role } }"
@@ -88,13 +89,13 @@ async def test_tokens_are_stored_only_as_hashes(client, engine, clock):
 
 
 async def test_a_revoked_ingest_token_stops_ingesting_at_once(client, engine, clock):
-    from db.queries.tokens import INGEST_SCOPE, create_token
+    from db.queries.tokens import create_token
     from tests.factories import PEPPER, event, post_events
 
     tenant = await make_tenant(engine, now=clock())
     async with writing(engine) as conn:
         token_id, token = await create_token(
-            conn, pepper=PEPPER, scope=INGEST_SCOPE, user_id=None, now=clock()
+            conn, pepper=PEPPER, scope=TokenScope.INGEST, user_id=None, now=clock()
         )
     batch = [event(tenant.slug, clock() - timedelta(hours=1))]
     assert (await post_events(client, token, batch)).status_code == 200
@@ -106,7 +107,7 @@ async def test_a_revoked_ingest_token_stops_ingesting_at_once(client, engine, cl
 
 
 async def test_an_expired_token_cannot_ingest(client, engine, clock):
-    from db.queries.tokens import INGEST_SCOPE, create_token
+    from db.queries.tokens import create_token
     from tests.factories import PEPPER, event, post_events
 
     tenant = await make_tenant(engine, now=clock())
@@ -114,7 +115,7 @@ async def test_an_expired_token_cannot_ingest(client, engine, clock):
         _, token = await create_token(
             conn,
             pepper=PEPPER,
-            scope=INGEST_SCOPE,
+            scope=TokenScope.INGEST,
             user_id=None,
             now=clock(),
             expires_at=clock() + timedelta(minutes=5),

@@ -12,10 +12,11 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.dimensions import ALL_KEYS, Dimension
 from db.engine import writing
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.rollup_keys import ALL_KEYS
 from db.tables import api_keys, usage_events, usage_rollups, users
+from domain.dimensions import Dimension
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from db.periods import Granularity, add_months, count_periods, local_start, period_edges
+from domain.periods import Granularity, add_months, count_periods, local_start, period_edges
 from tests import oracle
 
 

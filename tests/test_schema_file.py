@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import build_schema as parse_sdl
 
-from graphql_schema.export import schema_sdl
+from app.schema_file import schema_sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -17,13 +17,15 @@ from sqlalchemy import Table, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import dialect
-from db.dimensions import ALL_KEYS, NO_KEY, Dimension
 from db.engine import write_with_retry
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.ingestion import bulk
 from db.ingestion.bulk import EventRow, RollupRow
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
+from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import api_keys, organizations, users
+from domain.dimensions import Dimension
+from domain.roles import Role
 
 TOTAL, ENDPOINT, SOURCE, USER = (
     int(d) for d in (Dimension.TOTAL, Dimension.ENDPOINT, Dimension.SOURCE, Dimension.USER)
@@ -225,7 +227,7 @@ async def ingest_events(
     keyed = [(org, event.api_key) for (org, _), event in unique.items()]
     key_ids = await _register(conn, api_keys, _names(keyed), {}, now)
     people = [(org, event.user) for (org, _), event in unique.items()]
-    user_ids = await _register(conn, users, _names(people), {"role": "MEMBER"}, now)
+    user_ids = await _register(conn, users, _names(people), {"role": Role.MEMBER.value}, now)
 
     rows: list[EventRow] = [
         (

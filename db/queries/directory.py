@@ -2,59 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import api_keys, organizations, users
-
-PAID_PLANS = frozenset({"STARTER", "PRO", "ENTERPRISE"})
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationRow:
-    id: int
-    slug: str
-    name: str
-    plan: str
-    timezone: str
-    credit_allowance: int
-    billing_cycle_anchor: datetime
-    created_at: datetime
-    last_event_at: datetime | None
-
-    @property
-    def is_paid(self) -> bool:
-        return self.plan in PAID_PLANS
+from domain.plans import Plan
+from domain.records import ApiKeyRecord, OrganizationRecord, UserRecord
+from domain.roles import Role
 
 
-@dataclass(frozen=True, slots=True)
-class UserRow:
-    id: int
-    organization_id: int
-    external_id: str
-    name: str
-    email: str | None
-    role: str
-    created_at: datetime
+def organization_record(fields: Mapping[str, Any]) -> OrganizationRecord:
+    """A record from the columns of ``organizations`` (a row mapping)."""
+    return OrganizationRecord(**{**fields, "plan": Plan(fields["plan"])})
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    id: int
-    organization_id: int
-    external_id: str
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+def user_record(fields: Mapping[str, Any]) -> UserRecord:
+    """A record from the columns of ``users`` (a row mapping)."""
+    return UserRecord(**{**fields, "role": Role(fields["role"])})
 
 
-def _organization(row: Row[tuple[object, ...]]) -> OrganizationRow:
-    return OrganizationRow(**row._asdict())
+def _organization(row: Row[tuple[object, ...]]) -> OrganizationRecord:
+    return organization_record(row._mapping)
 
 
 async def create_organization(
@@ -62,7 +34,7 @@ async def create_organization(
     *,
     slug: str,
     name: str,
-    plan: str,
+    plan: Plan | str,
     timezone: str,
     credit_allowance: int,
     billing_cycle_anchor: datetime,
@@ -73,7 +45,7 @@ async def create_organization(
         .values(
             slug=slug,
             name=name,
-            plan=plan,
+            plan=Plan(plan).value,
             timezone=timezone,
             credit_allowance=credit_allowance,
             billing_cycle_anchor=billing_cycle_anchor,
@@ -91,7 +63,7 @@ async def create_user(
     external_id: str,
     name: str,
     email: str | None,
-    role: str,
+    role: Role | str,
     now: datetime,
 ) -> int:
     result = await conn.execute(
@@ -101,7 +73,7 @@ async def create_user(
             external_id=external_id,
             name=name,
             email=email,
-            role=role,
+            role=Role(role).value,
             created_at=now,
         )
         .returning(users.c.id)
@@ -109,7 +81,7 @@ async def create_user(
     return int(result.scalar_one())
 
 
-async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationRow | None:
+async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationRecord | None:
     """By slug, or by id when ``ref`` is all digits."""
     o = organizations.c
     condition = o.id == int(ref) if ref.isdigit() else o.slug == ref
@@ -119,27 +91,27 @@ async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationR
 
 async def users_by_id(
     conn: AsyncConnection, *, organization_id: int, user_ids: Iterable[int]
-) -> dict[int, UserRow]:
+) -> dict[int, UserRecord]:
     u = users.c
     rows = await conn.execute(
         select(users).where(u.organization_id == organization_id, u.id.in_(sorted(set(user_ids))))
     )
-    return {row.id: UserRow(**row._asdict()) for row in rows}
+    return {row.id: user_record(row._mapping) for row in rows}
 
 
 async def api_keys_by_id(
     conn: AsyncConnection, *, organization_id: int, key_ids: Iterable[int]
-) -> dict[int, ApiKeyRow]:
+) -> dict[int, ApiKeyRecord]:
     k = api_keys.c
     rows = await conn.execute(
         select(api_keys).where(k.organization_id == organization_id, k.id.in_(sorted(set(key_ids))))
     )
-    return {row.id: ApiKeyRow(**row._asdict()) for row in rows}
+    return {row.id: ApiKeyRecord(**row._asdict()) for row in rows}
 
 
 async def find_api_key(
     conn: AsyncConnection, *, organization_id: int, external_id: str
-) -> ApiKeyRow | None:
+) -> ApiKeyRecord | None:
     """A key of this organization by the id the platform gave it; None for any other."""
     k = api_keys.c
     row = (
@@ -149,7 +121,7 @@ async def find_api_key(
             )
         )
     ).first()
-    return None if row is None else ApiKeyRow(**row._asdict())
+    return None if row is None else ApiKeyRecord(**row._asdict())
 
 
 async def list_api_keys(
@@ -159,7 +131,7 @@ async def list_api_keys(
     first: int,
     after_id: int | None,
     include_revoked: bool,
-) -> tuple[list[ApiKeyRow], bool, int]:
+) -> tuple[list[ApiKeyRecord], bool, int]:
     """One page of keys in creation order; whether more follow; how many match in all."""
     k = api_keys.c
     condition = [k.organization_id == organization_id]
@@ -174,5 +146,5 @@ async def list_api_keys(
     total = (
         await conn.execute(select(func.count()).select_from(api_keys).where(*condition))
     ).scalar_one()
-    keys = [ApiKeyRow(**row._asdict()) for row in rows[:first]]
+    keys = [ApiKeyRecord(**row._asdict()) for row in rows[:first]]
     return keys, len(rows) > first, int(total)

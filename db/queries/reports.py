@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.dimensions import Dimension
-from db.queries.usage import Tally, tally
-
-
-@dataclass(frozen=True, slots=True)
-class Share:
-    """One row of a breakdown: its calls and credits, and its percent of the credits."""
-
-    value: str | int
-    calls: int
-    credits: int
-    percent: float
+from db.queries.usage import tally
+from domain.dimensions import Dimension
+from domain.records import Share, Tally
 
 
 def ranked(groups: Mapping[str | int, Tally]) -> list[Share]:

@@ -11,12 +11,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.queries.directory import OrganizationRow, UserRow
+from db.queries.directory import organization_record, user_record
 from db.tables import access_tokens, organizations, users
+from domain.records import OrganizationRecord, UserRecord
+from domain.scopes import TokenScope
 
 PREFIX = "cl_"
-USER_SCOPE = "user"
-INGEST_SCOPE = "ingest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +24,11 @@ class Principal:
     """Who a valid token speaks for: a user of an organization, or the ingesting platform."""
 
     token_id: int
-    scope: str
+    scope: TokenScope
     user_id: int | None
     organization_id: int | None
-    user: UserRow | None = None
-    organization: OrganizationRow | None = None
+    user: UserRecord | None = None
+    organization: OrganizationRecord | None = None
 
 
 def hash_token(token: str, pepper: str) -> str:
@@ -44,7 +44,7 @@ async def create_token(
     conn: AsyncConnection,
     *,
     pepper: str,
-    scope: str,
+    scope: TokenScope,
     user_id: int | None,
     now: datetime,
     expires_at: datetime | None = None,
@@ -56,7 +56,7 @@ async def create_token(
         .values(
             token_hash=hash_token(token, pepper),
             prefix=token[:10],
-            scope=scope,
+            scope=scope.value,
             user_id=user_id,
             created_at=now,
             expires_at=expires_at,
@@ -117,11 +117,11 @@ async def authenticate(
     user = None
     organization = None
     if fields["u_id"] is not None and fields["o_id"] is not None:
-        user = UserRow(**{c.name: fields[f"u_{c.name}"] for c in users.c})
-        organization = OrganizationRow(**{c.name: fields[f"o_{c.name}"] for c in organizations.c})
+        user = user_record({c.name: fields[f"u_{c.name}"] for c in users.c})
+        organization = organization_record({c.name: fields[f"o_{c.name}"] for c in organizations.c})
     return Principal(
         row.id,
-        row.scope,
+        TokenScope(row.scope),
         row.user_id,
         None if user is None else user.organization_id,
         user,
@@ -129,4 +129,4 @@ async def authenticate(
     )
 
 
-__all__ = ["INGEST_SCOPE", "USER_SCOPE", "Principal", "authenticate", "create_token"]
+__all__ = ["Principal", "authenticate", "create_token", "revoke_token"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,21 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
-from db.dimensions import ALL_KEYS, NO_KEY, Dimension
+from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import usage_events, usage_rollups
+from domain.dimensions import Dimension
+from domain.records import Tally
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Beyond this many rollup ranges in one statement, read the finest grain over the whole
 # span instead: a long series in an odd zone would otherwise build a huge OR.
 MAX_RANGES = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """Calls and credits of one group."""
-
-    calls: int
-    credits: int
 
 
 def to_micros(instant: datetime) -> int:

@@ -6,9 +6,8 @@ from datetime import datetime
 
 import strawberry
 
+from domain.time_range import TimeRangeArgs
 from graphql_schema.enums import TimeRangePreset
-from resolvers.time_range import Preset
-from resolvers.usage import TimeRangeArgs
 
 
 @strawberry.input(
@@ -35,5 +34,4 @@ class TimeRangeInput:
     )
 
     def to_args(self) -> TimeRangeArgs:
-        preset = None if self.preset is None else Preset(self.preset.value)
-        return TimeRangeArgs(preset, self.start, self.end, self.timezone)
+        return TimeRangeArgs(self.preset, self.start, self.end, self.timezone)

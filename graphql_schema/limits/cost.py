@@ -23,7 +23,8 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -46,28 +47,11 @@ from graphql import (
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 
+from domain.periods import SHORTEST, Granularity
+from domain.presets import LONGEST, Preset
 from graphql_schema.limits.errors import too_complex
 
-# The longest each preset can be (a month has at most 31 days; DST adds an hour).
-PRESET_LENGTH = {
-    "TODAY": timedelta(days=1, hours=1),
-    "YESTERDAY": timedelta(days=1, hours=1),
-    "LAST_7_DAYS": timedelta(days=7, hours=1),
-    "LAST_30_DAYS": timedelta(days=30, hours=1),
-    "LAST_90_DAYS": timedelta(days=90, hours=1),
-    "THIS_WEEK": timedelta(days=7, hours=1),
-    "LAST_WEEK": timedelta(days=7, hours=1),
-    "THIS_MONTH": timedelta(days=31, hours=1),
-    "LAST_MONTH": timedelta(days=31, hours=1),
-    "THIS_BILLING_CYCLE": timedelta(days=31, hours=1),
-}
-# The shortest each period can be in any time zone, so points are never underestimated.
-SHORTEST_PERIOD = {
-    "HOUR": timedelta(minutes=30),  # a DST change of 30 minutes (Lord Howe Island)
-    "DAY": timedelta(hours=23),
-    "WEEK": timedelta(days=7, hours=-1),
-    "MONTH": timedelta(days=28, hours=-1),
-}
+E = TypeVar("E", bound=Enum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +162,7 @@ class _Estimator:
         most = self.limits.max_series_points
         if scope.range_length is None:
             return most
-        period = SHORTEST_PERIOD.get(str(granularity), SHORTEST_PERIOD["HOUR"])
+        period = SHORTEST[_member(Granularity, granularity) or Granularity.HOUR]
         return min(most, math.floor(scope.range_length / period) + 2)
 
     @staticmethod
@@ -187,7 +171,8 @@ class _Estimator:
             return None
         preset = value.get("preset")
         if preset is not None:
-            return PRESET_LENGTH.get(str(preset))
+            found = _member(Preset, preset)
+            return None if found is None else LONGEST[found]
         start, end = value.get("start"), value.get("end")
         if not isinstance(start, str) or not isinstance(end, str):
             return None
@@ -196,6 +181,11 @@ class _Estimator:
         except (ValueError, TypeError):
             return None  # unparseable or naive vs aware: the resolver will refuse it
         return length if length > timedelta(0) else timedelta(0)
+
+
+def _member(vocabulary: type[E], name: Any) -> E | None:
+    """The member named ``name`` (as a variable or literal gives it), if there is one."""
+    return vocabulary.__members__.get(str(name))
 
 
 def _is_list(type_: GraphQLOutputType) -> bool:

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from graphql import GraphQLError, Node
 
-CODE = "QUERY_TOO_COMPLEX"
+from domain.errors import QueryTooComplex
+
+CODE = QueryTooComplex.code
 
 
 def too_complex(

@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from app.context import Context
-from db.queries.directory import ApiKeyRow
+from domain.records import ApiKeyRecord
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
 from graphql_schema.types.usage import EndpointUsage, UsageReport
 from resolvers import usage as usage_resolvers
+from resolvers.context import Context
 
 
 @strawberry.type(
@@ -22,27 +22,27 @@ from resolvers import usage as usage_resolvers
     )
 )
 class ApiKey:
-    row: strawberry.Private[ApiKeyRow]
+    record: strawberry.Private[ApiKeyRecord]
 
     @strawberry.field(description="The key's id, as the API platform names it.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.external_id)
+        return strawberry.ID(self.record.external_id)
 
     @strawberry.field(description="Display name.")
     def name(self) -> str:
-        return self.row.name
+        return self.record.name
 
     @strawberry.field(description="When the key was first seen.")
     def created_at(self) -> datetime:
-        return self.row.created_at
+        return self.record.created_at
 
     @strawberry.field(description="When the key was revoked; null while it is active.")
     def revoked_at(self) -> datetime | None:
-        return self.row.revoked_at
+        return self.record.revoked_at
 
     @strawberry.field(description="Time of the newest call made with the key.")
     def last_used_at(self) -> datetime | None:
-        return self.row.last_used_at
+        return self.record.last_used_at
 
     @strawberry.field(
         description="Calls and credits per endpoint for this key.",
@@ -55,7 +55,7 @@ class ApiKey:
             info.context,
             info.context.organization,
             time_range.to_args(),
-            api_key_id=self.row.id,
+            api_key_id=self.record.id,
         )
         shares = await usage_resolvers.endpoint_usage_of_key(info.context, report)
         return [EndpointUsage.of(share) for share in shares]
@@ -69,7 +69,7 @@ class ApiKey:
             info.context,
             info.context.organization,
             time_range.to_args(),
-            api_key_id=self.row.id,
+            api_key_id=self.record.id,
         )
         return UsageReport(scope=report)
 

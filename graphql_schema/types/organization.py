@@ -7,9 +7,8 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from app.context import Context
-from db.dimensions import Dimension
-from db.queries.directory import OrganizationRow
+from domain.dimensions import Dimension
+from domain.records import OrganizationRecord
 from graphql_schema.enums import Plan
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
@@ -19,6 +18,7 @@ from graphql_schema.types.usage import EndpointUsage, UsageReport
 from resolvers import api_keys as api_key_resolvers
 from resolvers import credit_pool as pool_resolvers
 from resolvers import usage as usage_resolvers
+from resolvers.context import Context
 
 
 @strawberry.type(description="The organization's credits this billing cycle.")
@@ -45,34 +45,34 @@ class CreditPool:
 
 @strawberry.type(description="An organization: the customer of the analysed API.")
 class Organization:
-    row: strawberry.Private[OrganizationRow]
+    record: strawberry.Private[OrganizationRecord]
 
     @strawberry.field(description="The organization's id.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
+        return strawberry.ID(str(self.record.id))
 
     @strawberry.field(description="Short unique name, used in URLs and by ingestion.")
     def slug(self) -> str:
-        return self.row.slug
+        return self.record.slug
 
     @strawberry.field(description="Display name.")
     def name(self) -> str:
-        return self.row.name
+        return self.record.name
 
     @strawberry.field(description="The plan; usage analytics need a paid one.")
     def plan(self) -> Plan:
-        return Plan(self.row.plan)
+        return self.record.plan
 
     @strawberry.field(description="IANA time zone, the default calendar of its reports.")
     def timezone(self) -> str:
-        return self.row.timezone
+        return self.record.timezone
 
     @strawberry.field(
         description="Allowance, consumption and outlook of this billing cycle.",
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def credit_pool(self, info: Info[Context, None]) -> CreditPool:
-        pool = await pool_resolvers.credit_pool(info.context, self.row)
+        pool = await pool_resolvers.credit_pool(info.context, self.record)
         return CreditPool(
             cycle_start=pool.cycle_start,
             cycle_end=pool.cycle_end,
@@ -98,7 +98,7 @@ class Organization:
             info.context, first=first, after=after, include_revoked=include_revoked
         )
         edges = [
-            ApiKeyEdge(cursor=api_key_resolvers.encode_cursor(key), node=ApiKey(row=key))
+            ApiKeyEdge(cursor=api_key_resolvers.encode_cursor(key), node=ApiKey(record=key))
             for key in keys
         ]
         return ApiKeyConnection(
@@ -115,7 +115,7 @@ class Organization:
     )
     async def api_key(self, info: Info[Context, None], id: strawberry.ID) -> ApiKey | None:
         key = await api_key_resolvers.one(info.context, str(id))
-        return None if key is None else ApiKey(row=key)
+        return None if key is None else ApiKey(record=key)
 
     @strawberry.field(
         description=(
@@ -151,7 +151,7 @@ class Organization:
     ) -> usage_resolvers.ReportScope:
         return await usage_resolvers.scope(
             info.context,
-            self.row,
+            self.record,
             time_range.to_args(),
             key_id=None if key_id is None else str(key_id),
         )

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
-from app.context import Context
-from db.dimensions import Dimension
-from db.queries.reports import Share
+from domain.dimensions import Dimension
+from domain.records import Share
 from graphql_schema.enums import Granularity, TimeRangePreset
 from graphql_schema.scalars import BigInt
 from resolvers import usage as usage_resolvers
+from resolvers.context import Context
 from resolvers.usage import ReportScope
 
 if TYPE_CHECKING:
@@ -119,9 +119,11 @@ class UsageReport:
     @strawberry.field(description="The exact range and zone used.")
     def range(self) -> ResolvedTimeRange:
         resolved = self.scope.range
-        preset = None if resolved.preset is None else TimeRangePreset(resolved.preset.value)
         return ResolvedTimeRange(
-            start=resolved.start, end=resolved.end, timezone=resolved.timezone, preset=preset
+            start=resolved.start,
+            end=resolved.end,
+            timezone=resolved.timezone,
+            preset=resolved.preset,
         )
 
     @strawberry.field(description="Number of calls in the range.")
@@ -172,7 +174,7 @@ class UsageReport:
         rows = await usage_resolvers.by_api_key(info.context, self.scope)
         return [
             ApiKeyUsage(
-                api_key=None if key is None else ApiKey(row=key),
+                api_key=None if key is None else ApiKey(record=key),
                 calls=share.calls,
                 credits_consumed=share.credits,
                 percent_of_total=_percent(share),

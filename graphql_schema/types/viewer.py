@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from db.queries.directory import UserRow
+from domain.records import UserRecord
 from graphql_schema.enums import Role
 
 
@@ -18,16 +18,12 @@ class User:
     role: Role = strawberry.field(description="ADMIN or MEMBER.")
 
     @classmethod
-    def of(cls, row: UserRow) -> User:
-        return cls(
-            id=strawberry.ID(row.external_id), name=row.name, email=row.email, role=Role(row.role)
-        )
+    def of(cls, row: UserRecord) -> User:
+        return cls(id=strawberry.ID(row.external_id), name=row.name, email=row.email, role=row.role)
 
 
 @strawberry.type(description="Who is asking: the user the access token belongs to.")
 class Viewer(User):
     @classmethod
-    def of(cls, row: UserRow) -> Viewer:
-        return cls(
-            id=strawberry.ID(row.external_id), name=row.name, email=row.email, role=Role(row.role)
-        )
+    def of(cls, row: UserRecord) -> Viewer:
+        return cls(id=strawberry.ID(row.external_id), name=row.name, email=row.email, role=row.role)

@@ -1,4 +1,4 @@
-"""Print the schema in SDL: ``python -m graphql_schema.export > schema.graphql``."""
+"""Print the schema in SDL: ``python -m app.schema_file > schema.graphql``."""
 
 from __future__ import annotations
 

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from app.errors import InvalidInput
-from db.periods import Granularity, add_months, floor_wall, local_start, next_wall
-from db.queries.directory import OrganizationRow
+from domain.errors import InvalidInput
+from domain.periods import Granularity, add_months, floor_wall, local_start, next_wall
+from domain.presets import Preset
+from domain.records import OrganizationRecord
 
 MAX_RANGE = timedelta(days=3660)
 
 
-class Preset(Enum):
-    TODAY = "TODAY"
-    YESTERDAY = "YESTERDAY"
-    LAST_7_DAYS = "LAST_7_DAYS"
-    LAST_30_DAYS = "LAST_30_DAYS"
-    LAST_90_DAYS = "LAST_90_DAYS"
-    THIS_WEEK = "THIS_WEEK"
-    LAST_WEEK = "LAST_WEEK"
-    THIS_MONTH = "THIS_MONTH"
-    LAST_MONTH = "LAST_MONTH"
-    THIS_BILLING_CYCLE = "THIS_BILLING_CYCLE"
+@dataclass(frozen=True, slots=True)
+class TimeRangeArgs:
+    """A time range as a client gave it: a preset, or start and end; maybe a zone."""
+
+    preset: Preset | None
+    start: datetime | None
+    end: datetime | None
+    timezone: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +38,7 @@ class ResolvedRange:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def previous(self, organization: OrganizationRow) -> ResolvedRange:
+    def previous(self, organization: OrganizationRecord) -> ResolvedRange:
         """The period of the same calendar length just before this one, ending at ``start``.
 
         A billing cycle's previous period is the previous cycle; whole calendar months
@@ -95,7 +92,7 @@ def zone(name: str, *, field: str = "timeRange.timezone") -> ZoneInfo:
         raise InvalidInput(f"Unknown time zone {name!r}.", field=field) from error
 
 
-def billing_cycle(organization: OrganizationRow, now: datetime) -> tuple[datetime, datetime]:
+def billing_cycle(organization: OrganizationRecord, now: datetime) -> tuple[datetime, datetime]:
     """The monthly billing cycle containing ``now``, in the organization's zone."""
     tz = ZoneInfo(organization.timezone)
     anchor = organization.billing_cycle_anchor.astimezone(tz).replace(tzinfo=None)
@@ -112,7 +109,7 @@ def billing_cycle(organization: OrganizationRow, now: datetime) -> tuple[datetim
 
 
 def _preset_range(
-    preset: Preset, tz: ZoneInfo, now: datetime, organization: OrganizationRow
+    preset: Preset, tz: ZoneInfo, now: datetime, organization: OrganizationRecord
 ) -> tuple[datetime, datetime]:
     wall = now.astimezone(tz).replace(tzinfo=None)
     today = floor_wall(wall, Granularity.DAY)
@@ -142,7 +139,7 @@ def resolve_range(
     start: datetime | None,
     end: datetime | None,
     timezone: str | None,
-    organization: OrganizationRow,
+    organization: OrganizationRecord,
     now: datetime,
 ) -> ResolvedRange:
     """Check a time range argument and resolve it; BAD_USER_INPUT names what is wrong."""

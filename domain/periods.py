@@ -20,6 +20,15 @@ class Granularity(Enum):
     MONTH = "MONTH"
 
 
+# The shortest each period can be in any time zone, so a count of periods is never too low.
+SHORTEST = {
+    Granularity.HOUR: timedelta(minutes=30),  # a DST change of 30 minutes (Lord Howe Island)
+    Granularity.DAY: timedelta(hours=23),
+    Granularity.WEEK: timedelta(days=7, hours=-1),
+    Granularity.MONTH: timedelta(days=28, hours=-1),
+}
+
+
 def local_start(wall: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant at which local wall time ``wall`` (naive) begins in ``tz``.
 

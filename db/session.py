@@ -1,24 +1,12 @@
-"""What every resolver gets: the viewer, one database connection, loaders and the clock."""
+"""The database connection of one request, shared safely by the fields it resolves."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from starlette.requests import Request
-
-from app.clock import Clock
-from app.settings import Settings
-from db.queries.directory import OrganizationRow, UserRow
-
-if TYPE_CHECKING:
-    from db.loaders import Loaders
-    from resolvers.time_range import ResolvedRange
-    from resolvers.usage import TimeRangeArgs
 
 
 class RequestDatabase:
@@ -57,33 +45,3 @@ class RequestDatabase:
 
 class RequestFinished(RuntimeError):
     """A field tried to read after its request was answered."""
-
-
-@dataclass
-class Context:
-    """The GraphQL context of one request."""
-
-    request: Request
-    settings: Settings
-    db: RequestDatabase
-    clock: Clock
-    viewer: UserRow
-    organization: OrganizationRow
-    request_id: str = ""
-    token_id: int = 0
-    loaders: Loaders = field(init=False)
-    # Time ranges resolved in this request, by organization and argument (resolvers.usage).
-    resolved_ranges: dict[tuple[int, TimeRangeArgs], ResolvedRange] = field(default_factory=dict)
-    # Filled in by the QueryCost extension: what ran and what it was estimated to cost.
-    operation_names: list[str] = field(default_factory=list)
-    query_cost: int = 0
-
-    def record_operation(self, name: str | None, cost: int) -> None:
-        if name:
-            self.operation_names.append(name)
-        self.query_cost += cost
-
-    def __post_init__(self) -> None:
-        from db.loaders import Loaders
-
-        self.loaders = Loaders(self.db)
