@@ -23,12 +23,13 @@ demo: $(STAMP)
 	CREDITLENS_DATABASE_URL=sqlite+aiosqlite:///./$(DEMO_DB) \
 		$(BIN)/creditlens serve --demo --host $(HOST) --port $(PORT)
 
-## Lint, then the whole suite on SQLite and on PostgreSQL.
+## Lint (ruff, mypy --strict), then the whole suite on SQLite and on PostgreSQL.
 test: $(STAMP) lint test-sqlite test-postgres
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-sqlite: $(STAMP)
 	$(BIN)/pytest

@@ -313,8 +313,10 @@ def ingest_file(
             "(stored events count as duplicates).",
             err=True,
         )
-        for error in summary.errors[:50]:
-            typer.echo(f"event {error.index} ({error.field or 'event'}): {error.reason}", err=True)
+        for problem in summary.errors[:50]:
+            typer.echo(
+                f"event {problem.index} ({problem.field or 'event'}): {problem.reason}", err=True
+            )
         if len(summary.errors) > 50:
             typer.echo(f"... and {len(summary.errors) - 50} more", err=True)
         if as_json:

@@ -84,9 +84,9 @@ def _csv(stream: TextIO) -> Iterator[object]:
                 if digits.isascii() and digits.isdigit() and len(digits) <= 19:
                     event[name] = int(value)
         for ref in ("api_key", "user"):
-            name = event.pop(f"{ref}_name", None)
-            if ref in event and name is not None:
-                event[ref] = {"id": event[ref], "name": name}
+            display = event.pop(f"{ref}_name", None)
+            if ref in event and display is not None:
+                event[ref] = {"id": event[ref], "name": display}
         yield event
 
 

@@ -8,8 +8,8 @@ GraphQL-over-HTTP rules (methods, media types, status codes, batching) are in
 from __future__ import annotations
 
 import math
-from typing import Any
 
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,7 +61,7 @@ class _View(GraphQL[Context, None]):
 class GraphQLRoute:
     def __init__(
         self,
-        schema: Any,
+        schema: strawberry.Schema,
         settings: Settings,
         engine: AsyncEngine,
         clock: Clock,
@@ -91,10 +91,10 @@ class GraphQLRoute:
     async def handle(self, request: Request) -> Response:
         if self._is_ide_request(request):
             return await self.view.render_graphql_ide(request)
-        media_type = negotiate(request.headers.get("accept"))
+        negotiated = negotiate(request.headers.get("accept"))
+        media_type = negotiated or JSON  # a 406 is itself answered in JSON
         try:
-            if media_type is None:
-                media_type = JSON
+            if negotiated is None:
                 raise HTTPRefusal(
                     BadRequest("Accept application/graphql-response+json or application/json."),
                     status=406,

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 from app.settings import Settings
 
@@ -47,15 +48,15 @@ class PlainFormatter(logging.Formatter):
         return f"{line} {extras}" if extras else line
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is now (test runners swap it)."""
 
-    @property  # type: ignore[override]
-    def stream(self) -> object:
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _: object) -> None:
+    def stream(self, _: TextIO) -> None:
         pass
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +19,7 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def readyz(engine: AsyncEngine):
+def readyz(engine: AsyncEngine) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(_: Request) -> Response:
         """The database answers and its schema is at the newest migration."""
         head = head_revision()
@@ -44,7 +46,7 @@ def readyz(engine: AsyncEngine):
     return endpoint
 
 
-def metrics_endpoint(metrics: Metrics):
+def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(_: Request) -> Response:
         return PlainTextResponse(
             metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"

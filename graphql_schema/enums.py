@@ -26,25 +26,30 @@ def _describe_values(enum: E, descriptions: dict[str, str]) -> E:
     return enum
 
 
-Plan = strawberry.enum(_Plan, description="An organization's plan. Every plan but FREE is paid.")
+# strawberry.enum registers the domain class itself (it returns the same class), so the
+# names below are plain aliases that mypy accepts in annotations.
+strawberry.enum(_Plan, description="An organization's plan. Every plan but FREE is paid.")
+Plan = _Plan
 
-Role = _describe_values(
+_describe_values(
     strawberry.enum(_Role, description="What a user may do in their organization."),
     {
         "ADMIN": "Sees usage, keys and the credit pool.",
         "MEMBER": "Sees the organization's name and plan.",
     },
 )
+Role = _Role
 
-Granularity = strawberry.enum(
+strawberry.enum(
     _Granularity,
     description=(
         "Size of a series bucket: calendar hours, days, ISO weeks (Monday start) or months "
         "in the report's time zone."
     ),
 )
+Granularity = _Granularity
 
-TimeRangePreset = strawberry.enum(
+strawberry.enum(
     Preset,
     name="TimeRangePreset",
     description=(
@@ -53,3 +58,4 @@ TimeRangePreset = strawberry.enum(
         "follows the organization's billing anchor."
     ),
 )
+TimeRangePreset = Preset

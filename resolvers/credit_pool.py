@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
 from db.queries import reports
+from domain.credit_pool import BURN_WINDOW, PoolStatus, pool_status
 from domain.records import OrganizationRecord
 from domain.time_range import billing_cycle
 from resolvers.context import Context
-
-BURN_WINDOW = timedelta(days=7)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStatus:
-    cycle_start: datetime
-    cycle_end: datetime
-    allowance: int
-    consumed: int
-    burn_rate_per_day: float
-    projected_exhaustion_at: datetime | None
-
-    @property
-    def remaining(self) -> int:
-        return self.allowance - self.consumed
 
 
 async def credit_pool(context: Context, organization: OrganizationRecord) -> PoolStatus:
@@ -41,15 +23,10 @@ async def credit_pool(context: Context, organization: OrganizationRecord) -> Poo
             end=now,
             api_key_ids=None,
         )
-    rate = recent.credits / (BURN_WINDOW / timedelta(days=1))
-    remaining = organization.credit_allowance - consumed.credits
-    exhaustion: datetime | None
-    if remaining <= 0:
-        exhaustion = now  # already spent: it ran out no later than now
-    elif rate <= 0:
-        exhaustion = None
-    else:
-        exhaustion = now + timedelta(days=remaining / rate)
-        if exhaustion >= end:
-            exhaustion = None
-    return PoolStatus(start, end, organization.credit_allowance, consumed.credits, rate, exhaustion)
+    return pool_status(
+        cycle=(start, end),
+        allowance=organization.credit_allowance,
+        consumed=consumed.credits,
+        burned_in_window=recent.credits,
+        now=now,
+    )

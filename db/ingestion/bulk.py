@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.rollup_keys import ALL_KEYS, NO_KEY
+from domain.dimensions import Dimension
 
 # (organization_id, event_id, api_key_id, user_id, source, endpoint, status, credits,
 #  occurred_at) in primary-key order.
@@ -39,10 +41,25 @@ _ROLLUP_ADD = (
     "credits = usage_rollups.credits + excluded.credits"
 )
 
+# The rollup codes, written into the SQL from their one definition (db.grains,
+# db.rollup_keys, domain.dimensions), never spelt by hand.
 # (grain, summed over all keys) of every rollup row an event adds to.
 _GRAIN_ROWS = ", ".join(
     [f"({grain}, false)" for grain in GRAIN_SECONDS]
     + [f"({grain}, true)" for grain in ALL_KEYS_GRAINS]
+)
+_DIMENSION_ROWS = ", ".join(f"({int(dimension)}::smallint)" for dimension in Dimension)
+# What ``usage_rollups.value`` holds for each dimension, from the inserted event row.
+_VALUE_OF = {
+    Dimension.TOTAL: "''",
+    Dimension.ENDPOINT: "new.endpoint::text",
+    Dimension.SOURCE: "new.source::text",
+    Dimension.USER: "coalesce(new.user_id::text, '')",
+}
+_VALUE_CASE = (
+    "CASE d.dimension "
+    + " ".join(f"WHEN {int(dimension)} THEN {_VALUE_OF[dimension]}" for dimension in Dimension)
+    + " END"
 )
 
 # Events, then their rollups summed by PostgreSQL in the same statement: no rollup row
@@ -60,16 +77,14 @@ WITH new AS (
               floor(extract(epoch FROM occurred_at))::bigint AS epoch
 ), expanded AS (
     SELECT new.organization_id, d.dimension, g.grain, new.epoch - new.epoch % g.grain AS bucket,
-           CASE WHEN g.all_keys THEN -1 ELSE coalesce(new.api_key_id, 0) END AS api_key_id,
-           CASE d.dimension WHEN 0 THEN ''
-                            WHEN 1 THEN new.endpoint::text
-                            WHEN 2 THEN new.source::text
-                            ELSE coalesce(new.user_id::text, '') END AS value,
+           CASE WHEN g.all_keys THEN {ALL_KEYS}
+                ELSE coalesce(new.api_key_id, {NO_KEY}) END AS api_key_id,
+           {_VALUE_CASE} AS value,
            new.credits
     FROM new
-    -- The hour and day grains also get rows summed over every key (ALL_KEYS = -1).
+    -- The hour and day grains also get rows summed over every key (ALL_KEYS).
     CROSS JOIN (VALUES {_GRAIN_ROWS}) AS g (grain, all_keys)
-    CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint)) AS d (dimension)
+    CROSS JOIN (VALUES {_DIMENSION_ROWS}) AS d (dimension)
 ), rolled AS (
     INSERT INTO usage_rollups ({_ROLLUP_COLUMNS})
     SELECT organization_id, dimension, grain, bucket, api_key_id, value, count(*), sum(credits)
@@ -117,7 +132,7 @@ async def sqlite_insert_events(
             "RETURNING organization_id, event_id",
             tuple(parameters),
         )
-        inserted.update((org, ident) for org, ident in result)
+        inserted.update((row[0], row[1]) for row in map(tuple, result))
     return inserted
 
 
@@ -131,7 +146,7 @@ async def write_postgresql(
     if not rows:
         return []
     result = await conn.exec_driver_sql(_PG_WRITE, tuple(_columns(rows)))
-    return [(org, key, int(count), at) for org, key, count, at in result]
+    return [(row[0], row[1], int(row[2]), row[3]) for row in map(tuple, result)]
 
 
 async def sqlite_add_rollups(conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:

@@ -55,7 +55,8 @@ class Reference(NamedTuple):
 class ValidEvent(NamedTuple):
     """A usage event whose fields are all well-formed (the organization is not yet resolved)."""
 
-    index: int
+    # Shadows tuple.index on purpose: the event's position in its batch reads best so.
+    index: int  # type: ignore[assignment]
     id: str
     organization: str | int
     api_key: Reference | None

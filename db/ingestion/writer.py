@@ -156,10 +156,10 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
             targets = [(org, dimension, grain, coarse, key, value)]
             if grain in ALL_KEYS_GRAINS:
                 targets.append((org, dimension, grain, coarse, ALL_KEYS, value))
-            for slot_key in targets:
-                slot = sums.get(slot_key)
+            for target in targets:
+                slot = sums.get(target)
                 if slot is None:
-                    sums[slot_key] = [calls, credits]
+                    sums[target] = [calls, credits]
                 else:
                     slot[0] += calls
                     slot[1] += credits

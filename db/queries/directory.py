@@ -15,12 +15,12 @@ from domain.records import ApiKeyRecord, OrganizationRecord, UserRecord
 from domain.roles import Role
 
 
-def organization_record(fields: Mapping[str, Any]) -> OrganizationRecord:
+def organization_record(fields: Mapping[Any, Any]) -> OrganizationRecord:
     """A record from the columns of ``organizations`` (a row mapping)."""
     return OrganizationRecord(**{**fields, "plan": Plan(fields["plan"])})
 
 
-def user_record(fields: Mapping[str, Any]) -> UserRecord:
+def user_record(fields: Mapping[Any, Any]) -> UserRecord:
     """A record from the columns of ``users`` (a row mapping)."""
     return UserRecord(**{**fields, "role": Role(fields["role"])})
 

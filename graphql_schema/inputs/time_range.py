@@ -17,7 +17,7 @@ from graphql_schema.enums import TimeRangePreset
     )
 )
 class TimeRangeInput:
-    preset: TimeRangePreset | None = strawberry.field(  # type: ignore[valid-type]
+    preset: TimeRangePreset | None = strawberry.field(
         default=None, description="A named range such as LAST_30_DAYS. Excludes start/end."
     )
     start: datetime | None = strawberry.field(

@@ -76,9 +76,9 @@ class Organization:
         return CreditPool(
             cycle_start=pool.cycle_start,
             cycle_end=pool.cycle_end,
-            allowance=pool.allowance,
-            consumed=pool.consumed,
-            remaining=pool.remaining,
+            allowance=BigInt(pool.allowance),
+            consumed=BigInt(pool.consumed),
+            remaining=BigInt(pool.remaining),
             burn_rate_per_day=round(pool.burn_rate_per_day, 4),
             projected_exhaustion_at=pool.projected_exhaustion_at,
         )

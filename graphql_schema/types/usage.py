@@ -87,7 +87,7 @@ class ResolvedTimeRange:
     start: datetime = strawberry.field(description="First instant included (UTC).")
     end: datetime = strawberry.field(description="First instant excluded (UTC).")
     timezone: str = strawberry.field(description="IANA zone of the calendar periods.")
-    preset: TimeRangePreset | None = strawberry.field(  # type: ignore[valid-type]
+    preset: TimeRangePreset | None = strawberry.field(
         description="The preset it came from, if any."
     )
 
@@ -191,7 +191,7 @@ class UsageReport:
     async def series(
         self,
         info: Info[Context, None],
-        granularity: Granularity,  # type: ignore[valid-type]
+        granularity: Granularity,
     ) -> list[UsageBucket]:
         buckets = await usage_resolvers.series(info.context, self.scope, granularity)
         return [
