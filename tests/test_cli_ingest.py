@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import event, make_tenant
-from tests.test_ingest_totals import totals
+from tests.stored_totals import totals
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDITLENS = str(ROOT / ".venv" / "bin" / "creditlens")

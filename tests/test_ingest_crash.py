@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.factories import event, make_ingest_token, make_tenant
-from tests.test_ingest_totals import totals
+from tests.stored_totals import totals
 
 BATCH = 10_000
 ROOT = Path(__file__).resolve().parent.parent

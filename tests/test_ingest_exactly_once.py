@@ -19,7 +19,7 @@ import pytest
 from db.engine import create_engine
 from db.ingestion import ingest
 from tests.factories import event, make_ingest_token, make_tenant, post_events
-from tests.test_ingest_totals import totals
+from tests.stored_totals import totals
 
 CLIENTS = 6
 BATCHES_PER_CLIENT = 4

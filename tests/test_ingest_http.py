@@ -11,7 +11,7 @@ import pytest
 
 from app.settings import Settings
 from tests.factories import event, make_ingest_token, make_tenant, post_events
-from tests.test_ingest_totals import totals
+from tests.stored_totals import totals
 
 
 @pytest.fixture

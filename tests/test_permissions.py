@@ -11,7 +11,7 @@ import pytest
 from app.settings import Settings
 from graphql_schema.permissions import IsAdmin, IsOnPaidPlan
 from tests.factories import add_user, graphql, make_tenant
-from tests.test_isolation import PATHS, SCHEMA, query_for
+from tests.schema_walk import PATHS, SCHEMA, query_for
 
 # What any member may read (DESIGN.md: the viewer, the organization's name and plan).
 OPEN = {

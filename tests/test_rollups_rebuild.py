@@ -16,7 +16,7 @@ from db.engine import writing
 from db.rollups import rebuild
 from db.tables import usage_rollups
 from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
-from tests.test_ingest_totals import totals
+from tests.stored_totals import totals
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDITLENS = str(ROOT / ".venv" / "bin" / "creditlens")
