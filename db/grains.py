@@ -18,7 +18,7 @@ HOUR = 3600 * MICROS
 DAY = 86400 * MICROS
 GRAINS = (QUARTER_HOUR, HOUR, DAY)
 # The same grains in seconds, as usage_rollups.grain stores them, and those that also hold
-# rows summed over every key (db.dimensions.ALL_KEYS).
+# rows summed over every key (db.rollup_keys.ALL_KEYS).
 GRAIN_SECONDS = tuple(grain // MICROS for grain in GRAINS)
 ALL_KEYS_GRAINS = (HOUR // MICROS, DAY // MICROS)
 

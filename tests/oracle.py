@@ -58,7 +58,7 @@ def table(
     return rows
 
 
-# Calendar periods, computed independently of db/periods.py: label every instant of a
+# Calendar periods, computed independently of domain/periods.py: label every instant of a
 # range by the local wall-clock period it shows, and start a bucket wherever the label
 # passes every label seen before. When clocks go back, the repeated wall time keeps the
 # bucket it first appeared in (a repeated hour makes one longer bucket, as documented in

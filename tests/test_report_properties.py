@@ -4,7 +4,7 @@ Hypothesis draws events around the DST changes of several zones (with and withou
 user, in several sources and endpoints) and ranges whose edges are on the grain or ragged
 to the microsecond, then compares totals, each breakdown (rows, order, percents) and the
 HOUR, DAY, WEEK and MONTH series with ``tests.oracle``, which finds the calendar periods by
-reading wall clocks with zoneinfo, not through ``db.periods``.
+reading wall clocks with zoneinfo, not through ``domain.periods``.
 
 Each example creates its own organization (unique slug), so examples need no cleanup and
 the function-scoped fixtures (app, client, clock) can be shared by all of them.
