@@ -8,7 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint format schema bench bench-ingest clean
+.PHONY: install demo test test-sqlite test-postgres lint format schema vendor vendor-check bench \
+	bench-ingest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,14 @@ test-postgres: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Re-vendor the pinned browser libraries (npm pack) and check them against SHA256SUMS.
+vendor:
+	scripts/vendor-static
+
+## Check the committed vendored files against app/static/vendor/SHA256SUMS (no network).
+vendor-check:
+	scripts/vendor-static --check
 
 ## Regenerate schema.graphql from the code.
 schema: $(STAMP)
