@@ -11,14 +11,17 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.dashboard import dashboard
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.ops import healthz, metrics_endpoint, readyz
+from app.pages import STATIC_DIR
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
@@ -108,6 +111,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine), methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        Route("/", dashboard, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(RequestObserver, metrics=metrics)]
     if settings.cors_allowed_origins:
