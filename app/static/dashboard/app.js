@@ -96,9 +96,25 @@ function renderKeyOptions(keys) {
   }
 }
 
+// ICU (and so Chromium) still lists some zones under their old names; offer the current
+// IANA ones, which are what organizations are configured with.
+const RENAMED_ZONES = {
+  "America/Godthab": "America/Nuuk",
+  "Asia/Calcutta": "Asia/Kolkata",
+  "Asia/Katmandu": "Asia/Kathmandu",
+  "Asia/Rangoon": "Asia/Yangon",
+  "Asia/Saigon": "Asia/Ho_Chi_Minh",
+  "Atlantic/Faeroe": "Atlantic/Faroe",
+  "Europe/Kiev": "Europe/Kyiv",
+  "Pacific/Enderbury": "Pacific/Kanton",
+  "Pacific/Ponape": "Pacific/Pohnpei",
+  "Pacific/Truk": "Pacific/Chuuk",
+};
+
 function renderZoneOptions() {
   const own = organization.timezone;
-  const zones = new Set(Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : []);
+  const listed = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+  const zones = new Set(listed.map((zone) => RENAMED_ZONES[zone] || zone));
   zones.add("UTC");
   zones.delete(own);
   const select = $("timezone");

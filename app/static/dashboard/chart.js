@@ -1,5 +1,5 @@
 // Credits per bucket as bars (uPlot, vendored: /static/vendor/uplot/).
-import { bucket, integer } from "./format.js";
+import { bucket, integer, tick } from "./format.js";
 
 const HEIGHT = 260;
 const NOUNS = { HOUR: "hour", DAY: "day", WEEK: "week", MONTH: "month" };
@@ -21,22 +21,30 @@ function readout(element, series, granularity, timeZone) {
   };
 }
 
+// Buckets are calendar periods of unequal length (months, DST days): the x axis is the
+// bucket's position, labelled with its start, so every bar has the same width.
 function options(width, series, granularity, timeZone, readoutElement) {
-  const starts = series.map((b) => Date.parse(b.start) / 1000);
-  const ends = series.map((b) => Date.parse(b.end) / 1000);
-  // Half a bucket of room on each side so the first and last bars are not cut in half.
-  const half = (Math.max(...ends) - Math.min(...starts)) / series.length / 2;
+  const labels = series.map((b) => tick(b.start, granularity, timeZone));
   return {
     width,
     height: HEIGHT,
     padding: [16, 12, 0, 4],
-    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), timeZone),
     scales: {
-      x: { time: true, range: () => [Math.min(...starts) - half, Math.max(...starts) + half] },
+      x: { time: false, range: () => [-0.5, series.length - 0.5] },
       y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.12 : 1] },
     },
     axes: [
-      { stroke: "#667085", grid: { show: false }, ticks: { stroke: "#d0d5dd" } },
+      {
+        stroke: "#667085",
+        grid: { show: false },
+        ticks: { stroke: "#d0d5dd" },
+        splits: (u) => {
+          const room = Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 72));
+          const step = Math.ceil(series.length / room);
+          return series.map((_b, i) => i).filter((i) => i % step === 0);
+        },
+        values: (_u, splits) => splits.map((i) => labels[i] ?? ""),
+      },
       {
         stroke: "#667085",
         grid: { stroke: "#eef0f3" },
@@ -79,7 +87,7 @@ export function drawChart(container, readoutElement, series, granularity, timeZo
   if (observer) observer.disconnect();
   container.setAttribute("aria-label", describe(series, granularity, timeZone));
   const data = [
-    series.map((b) => Date.parse(b.start) / 1000),
+    series.map((_b, i) => i),
     series.map((b) => Number(b.creditsConsumed)),
   ];
   const width = Math.max(container.clientWidth, 240);

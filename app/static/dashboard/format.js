@@ -57,3 +57,16 @@ export function bucket(iso, granularity, timeZone) {
     .format(new Date(iso));
   return granularity === "WEEK" ? `Week of ${label}` : label;
 }
+
+const TICK_OPTIONS = {
+  HOUR: { hour: "2-digit", minute: "2-digit" },
+  DAY: { month: "short", day: "numeric" },
+  WEEK: { month: "short", day: "numeric" },
+  MONTH: { month: "short", year: "numeric" },
+};
+
+/** A short axis label for a bucket starting at `iso`. */
+export function tick(iso, granularity, timeZone) {
+  return new Intl.DateTimeFormat(undefined, { ...TICK_OPTIONS[granularity], timeZone })
+    .format(new Date(iso));
+}
