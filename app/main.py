@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.cors import cors_middleware
 from app.dashboard import dashboard
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
@@ -82,7 +82,7 @@ class RequestObserver:
             )
 
 
-GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _KNOWN_PATHS = {"/graphql", "/v1/events", "/healthz", "/readyz", "/metrics"}
 
 
@@ -115,17 +115,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(RequestObserver, metrics=metrics)]
-    if settings.cors_allowed_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_allowed_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "accept"],
-                expose_headers=["retry-after", "x-request-id"],
-                max_age=600,
-            )
-        )
+    middleware.append(cors_middleware(settings.cors_allowed_origins))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
