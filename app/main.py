@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.cors import cors_middleware
@@ -21,7 +20,7 @@ from app.ingest_route import IngestRoute
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.ops import healthz, metrics_endpoint, readyz
-from app.pages import STATIC_DIR
+from app.pages import static_files
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
@@ -112,7 +111,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route("/readyz", readyz(engine), methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/static", app=static_files(), name="static"),
     ]
     middleware = [Middleware(RequestObserver, metrics=metrics)]
     middleware.append(cors_middleware(settings.cors_allowed_origins))

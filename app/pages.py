@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -41,3 +44,12 @@ PAGE_HEADERS = {
 def page(html: str) -> HTMLResponse:
     """An HTML page with the shared security headers."""
     return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+def static_files() -> ASGIApp:
+    """``/static/``: the pages' files, gzipped for clients that accept it.
+
+    GraphiQL's bundle is 1.4 MB and 0.6 MB gzipped; level 6 compresses it in a fraction of
+    level 9's time for nearly the same size, and browsers revalidate with ETags (304) after.
+    """
+    return GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024, compresslevel=6)

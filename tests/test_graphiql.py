@@ -88,3 +88,12 @@ def test_vendored_files_match_their_pinned_sha256_and_carry_licenses():
     vendor = STATIC_DIR / "vendor"
     for library in (path for path in vendor.iterdir() if path.is_dir()):
         assert (library / "LICENSE").is_file(), library.name
+
+
+async def test_static_files_are_gzipped_for_clients_that_accept_it(client):
+    response = await client.get(
+        "/static/vendor/graphiql/graphiql.min.js", headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.num_bytes_downloaded < 400_000  # 978 KB unpacked

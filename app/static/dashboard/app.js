@@ -213,7 +213,8 @@ async function loadReport() {
     renderSummary(usage);
     renderSeries(usage);
     renderTables(usage);
-    report.dataset.loaded = `${state.range}|${state.granularity}|${state.key}|${state.timezone}`;
+    const asked = `${state.range}|${state.granularity}|${state.key}`;
+    report.dataset.loaded = `${asked}|${usage.range.timezone}`;
     if (!performance.getEntriesByName("creditlens:first-table").length) {
       performance.mark("creditlens:first-table");
     }
@@ -259,37 +260,50 @@ function wireControls() {
   });
 }
 
+// A promise that never rejects: the panels are asked for at once and read one by one.
+function settle(promise) {
+  return promise.then(
+    (value) => ({ value }),
+    (error) => ({ error }),
+  );
+}
+
 async function start() {
-  try {
-    renderHeader(await graphql(token, HEADER));
-  } catch (error) {
-    handleFailure(error, (message) => showSignIn(message));
+  // Everything at once: the report's time zone defaults to the organization's on the server
+  // side, so nothing waits for the header but the controls.
+  state = readState(null);
+  const header = settle(graphql(token, HEADER));
+  const pool = settle(graphql(token, POOL));
+  const keys = settle(loadKeys());
+  const report = loadReport();
+  const named = await header;
+  if (named.error) {
+    handleFailure(named.error, (message) => showSignIn(message));
     return;
   }
-  let pool;
-  try {
-    // The pool is the first panel members and Free admins are refused: ask it first, so
-    // they see the API's message rather than an empty dashboard.
-    pool = (await graphql(token, POOL)).organization.creditPool;
-  } catch (error) {
-    handleFailure(error, (message) => showNotice({ message, code: error.code }));
-    return;
-  }
-  state = readState(organization.timezone);
+  renderHeader(named.value);
+  state = { ...state, timezone: state.timezone || organization.timezone };
   writeState(state, organization.timezone, false);
   renderZoneOptions();
-  renderPool(pool);
+  // The pool is a panel that members and Free admins are refused: they see the API's
+  // message rather than an empty dashboard.
+  const credit = await pool;
+  if (credit.error) {
+    handleFailure(credit.error, (message) => showNotice({ message, code: credit.error.code }));
+    return;
+  }
+  renderPool(credit.value.organization.creditPool);
   show("dashboard");
   renderControls();
-  const report = loadReport();
-  try {
-    renderKeyOptions(await loadKeys());
-    renderControls();
-  } catch (error) {
-    handleFailure(error, (message) => {
+  const listed = await keys;
+  if (listed.error) {
+    handleFailure(listed.error, (message) => {
       $("report-error").textContent = message;
       $("report-error").hidden = false;
     });
+  } else {
+    renderKeyOptions(listed.value);
+    renderControls();
   }
   await report;
 }
