@@ -8,6 +8,8 @@ let plot = null;
 let observer = null;
 
 const HINT = "Point at a bar for its figures.";
+// Credits are whole: ticks step by 1, 2, 5, 10, 20, 50, … so no axis reads "0, 0, 1, 1".
+const WHOLE_STEPS = Array.from({ length: 13 }, (_v, power) => [1, 2, 5].map((m) => m * 10 ** power)).flat();
 
 // One line under the chart instead of uPlot's legend: the hovered bucket, or a hint.
 function readout(element, series, granularity, timeZone) {
@@ -50,6 +52,7 @@ function options(width, series, granularity, timeZone, readoutElement) {
         grid: { stroke: "#eef0f3" },
         ticks: { show: false },
         size: 64,
+        incrs: WHOLE_STEPS,
         values: (_u, splits) => splits.map((v) => integer(v)),
       },
     ],
