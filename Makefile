@@ -8,16 +8,23 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint format schema bench bench-ingest clean
+.PHONY: install browser demo test test-sqlite test-postgres lint format schema vendor vendor-check bench \
+	bench-ingest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+## Debian's Chromium for the browser tests (Playwright's own browser download cannot work here).
+browser:
+	test -x /usr/bin/chromium || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-## Start the service on a fresh SQLite file with demo data, GraphiQL at /graphql.
+install: $(STAMP) browser
+
+## Start the service on a fresh SQLite file with demo data: it prints the dashboard link
+## (signed in as the demo admin), the GraphiQL URL and the tokens.
 demo: $(STAMP)
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	CREDITLENS_DATABASE_URL=sqlite+aiosqlite:///./$(DEMO_DB) \
@@ -31,16 +38,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) browser
 	$(BIN)/pytest
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) browser
 	scripts/ensure-postgres
 	CREDITLENS_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Re-vendor the pinned browser libraries (npm pack) and check them against SHA256SUMS.
+vendor:
+	scripts/vendor-static
+
+## Check the committed vendored files against app/static/vendor/SHA256SUMS (no network).
+vendor-check:
+	scripts/vendor-static --check
 
 ## Regenerate schema.graphql from the code.
 schema: $(STAMP)

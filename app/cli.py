@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import typer
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
@@ -28,7 +28,14 @@ T = TypeVar("T")
 PLANS = tuple(plan.value for plan in Plan)
 ROLES = tuple(role.value for role in Role)
 
-cli = typer.Typer(help="creditlens: where do our API credits go?", no_args_is_help=True)
+# Plain click help: typer's rich panels print flags such as --json and --help as if they took
+# a <bool> value. Plain tracebacks: the rich ones run to hundreds of lines of boxes.
+cli = typer.Typer(
+    help="creditlens: where do our API credits go?",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 org_cli = typer.Typer(help="Organizations.", no_args_is_help=True)
 user_cli = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 token_cli = typer.Typer(help="Access tokens.", no_args_is_help=True)
@@ -40,11 +47,22 @@ cli.add_typer(rollups_cli, name="rollups")
 
 
 def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    """Runs ``work`` on the configured database, after checking that it is there and migrated:
+    otherwise one line names the database and the command that fixes it."""
     settings = Settings()
 
     async def main() -> T:
         engine = create_engine(settings.database_url)
         try:
+            problem = await migrations.not_ready(engine, settings.database_url)
+            if problem is not None:
+                fix = (
+                    "run `creditlens migrate` (the CLI uses CREDITLENS_DATABASE_URL)"
+                    if problem.reachable
+                    else "check CREDITLENS_DATABASE_URL, then run `creditlens migrate`"
+                )
+                where = migrations.describe(settings.database_url)
+                raise _fail(f"the database {where} {problem.reason}: {fix}")
             return await work(engine, settings)
         finally:
             await engine.dispose()
@@ -65,8 +83,19 @@ def _fail(message: str) -> typer.Exit:
 def migrate() -> None:
     """Bring the database (CREDITLENS_DATABASE_URL) to the newest schema."""
     settings = Settings()
-    migrations.upgrade(settings.database_url)
+    _upgrade(settings.database_url)
     typer.echo(f"database at revision {migrations.head_revision()}")
+
+
+def _upgrade(url: str) -> None:
+    """Migrates, or says in one line why the database cannot be reached."""
+    try:
+        migrations.upgrade(url)
+    except (SQLAlchemyError, OSError) as error:
+        raise _fail(
+            f"cannot open the database {migrations.describe(url)}: "
+            f"{migrations.unreachable_reason(error)} (check CREDITLENS_DATABASE_URL)"
+        ) from error
 
 
 @cli.command()
@@ -76,32 +105,33 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Migrate and load demo data if empty."),
     workers: int = typer.Option(1, help="uvicorn worker processes."),
 ) -> None:
-    """Serve the API (GraphiQL at /graphql)."""
+    """Serve the API, the dashboard at / and GraphiQL at /graphql."""
     import uvicorn
 
     settings = Settings()
-    migrations.upgrade(settings.database_url)
+    _upgrade(settings.database_url)
     if demo:
-        from app.demo import load_demo
+        from app.demo import demo_banner, load_demo
 
         async def seed(engine: AsyncEngine, settings: Settings) -> None:
             async with engine.connect() as conn:
                 existing = await find_organization(conn, ref="acme")
             if existing is not None:
-                typer.echo("demo data already loaded; tokens were printed when it was made")
+                typer.echo(
+                    "demo data already loaded; tokens were printed when it was made. "
+                    f"Dashboard: http://{host}:{port}/"
+                )
                 return
             tokens = await load_demo(
                 engine, now=system_clock(), pepper=settings.token_pepper.get_secret_value()
             )
-            typer.echo(
-                "\nDemo data loaded. Tokens (shown once):\n"
-                f"  admin of Acme (PRO plan)   {tokens.admin}\n"
-                f"  member of Acme             {tokens.member}\n"
-                f"  admin of Hobby (FREE plan) {tokens.free_admin}\n"
-                f"  ingest                     {tokens.ingest}\n"
-                f"\nGraphiQL: http://{host}:{port}/graphql  (add the header "
-                '{"Authorization": "Bearer <token>"})\n'
+            # A link to a wildcard address would not open: point browsers at loopback.
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            banner = demo_banner(
+                tokens, base_url=f"http://{shown}:{port}", database_url=settings.database_url
             )
+            typer.echo(banner)
+            sys.stdout.flush()  # before uvicorn takes over, even when piped
 
         _run(seed)
     uvicorn.run(

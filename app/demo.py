@@ -48,6 +48,21 @@ class DemoTokens:
     ingest: str
 
 
+def demo_banner(tokens: DemoTokens, *, base_url: str, database_url: str) -> str:
+    """What `serve --demo` prints once: where to click, the tokens, how to reach the data."""
+    return (
+        "\nDemo data loaded. Tokens (shown once):\n"
+        f"  admin of Acme (PRO plan)   {tokens.admin}\n"
+        f"  member of Acme             {tokens.member}\n"
+        f"  admin of Hobby (FREE plan) {tokens.free_admin}\n"
+        f"  ingest                     {tokens.ingest}\n"
+        f"\nDashboard, signed in as the Acme admin: {base_url}/#token={tokens.admin}\n"
+        f"GraphiQL: {base_url}/graphql  (put a token in its Headers tab: "
+        '{"Authorization": "Bearer <token>"})\n'
+        f"CLI on this database: CREDITLENS_DATABASE_URL={database_url} creditlens --help\n"
+    )
+
+
 def _events(now: datetime, rng: random.Random) -> list[dict[str, object]]:
     events: list[dict[str, object]] = []
     start = (now - timedelta(days=90)).replace(minute=0, second=0, microsecond=0)

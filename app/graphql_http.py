@@ -145,11 +145,23 @@ def _json_parameter(value: str | None, name: str) -> Any:
         raise _bad_request(f"The {name} parameter is not valid JSON.") from error
 
 
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _operation(data: object) -> Operation:
     if not isinstance(data, dict):
         raise _bad_request("A GraphQL request is a JSON object with a query.")
     query = data.get("query")
-    if not isinstance(query, str) or not query.strip():
+    if query is not None and not isinstance(query, str):
+        raise _bad_request(
+            f"query must be a string (the GraphQL document), not {_json_type(query)}."
+        )
+    if query is None or not query.strip():
         raise _bad_request('The request has no query: send {"query": "{ viewer { name } }"}.')
     variables = data.get("variables")
     if variables is not None and not isinstance(variables, dict):
@@ -195,8 +207,17 @@ def operations_of_body(
         raise _bad_request("The request body is empty: send a JSON object with a query.")
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise _bad_request("The request body is not valid JSON.") from error
+    except json.JSONDecodeError as error:
+        raise _bad_request(
+            f"The request body is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}."
+        ) from error
+    except UnicodeDecodeError as error:
+        raise _bad_request(f"The request body is not UTF-8 (byte {error.start}).") from error
+    except (ValueError, RecursionError) as error:
+        # Nesting deeper than the parser goes, or an integer past Python's 4,300 digits.
+        problem = "nested too deeply" if isinstance(error, RecursionError) else "a number too long"
+        raise _bad_request(f"The request body is not JSON that can be read: {problem}.") from error
     if not isinstance(data, list):
         return [_operation(data)], False
     if not batching:

@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.auth import WWW_AUTHENTICATE, principal_of
+from app.graphiql import graphiql_page
 from app.graphql_http import (
     JSON,
     HTTPRefusal,
@@ -90,7 +91,7 @@ class GraphQLRoute:
 
     async def handle(self, request: Request) -> Response:
         if self._is_ide_request(request):
-            return await self.view.render_graphql_ide(request)
+            return graphiql_page()
         negotiated = negotiate(request.headers.get("accept"))
         media_type = negotiated or JSON  # a 406 is itself answered in JSON
         try:

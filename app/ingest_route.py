@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from app.auth import WWW_AUTHENTICATE, principal_of
 from app.rate_limit import rate_limited
 from app.settings import Settings
-from db.ingestion import IngestRejected, ingest
+from db.ingestion import IngestRejected, ingest, validate_events
 from db.ingestion.decoding import MalformedJson, decode
 from domain.clock import Clock
 from domain.scopes import TokenScope
@@ -78,20 +80,42 @@ def parse_json_array(body: bytes, max_events: int) -> list[object]:
     return parsed
 
 
-def parse_ndjson(body: bytes, max_events: int) -> list[object]:
-    """One JSON value per line; blank lines are skipped. Lines are counted before parsing."""
+def parse_ndjson(body: bytes, max_events: int, now: datetime) -> tuple[list[object], list[int]]:
+    """One JSON value per line; blank lines are skipped. Lines are counted before parsing.
+
+    Returns the events and the line each came from, so errors can name lines. Malformed
+    lines are refused together with the other lines' validation errors: one bad line does
+    not hide the rest of what is wrong with the batch.
+    """
     lines = body.split(b"\n")
     if len(lines) > max_events and sum(1 for line in lines if line.strip()) > max_events:
         raise _too_many(max_events)
     events: list[object] = []
+    numbers: list[int] = []
+    malformed: list[MalformedJson] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             events.append(decode(line, line=number))
+            numbers.append(number)
         except MalformedJson as error:
-            raise _malformed(error) from error
-    return events
+            malformed.append(error)
+    if malformed:
+        refusal = _malformed(malformed[0])
+        _, invalid = validate_events(events, now)
+        problems: list[tuple[int, dict[str, object]]] = [
+            (e.line, {"line": e.line, "column": e.column, "field": "", "reason": e.reason})
+            for e in malformed
+        ] + [
+            (numbers[error.index], {**error.as_dict(), "line": numbers[error.index]})
+            for error in invalid
+        ]
+        refusal.body["errors"] = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
+        if len(problems) > 1:
+            refusal.body["message"] = f"{refusal.body['message']} {len(problems)} problems in all."
+        raise refusal
+    return events, numbers
 
 
 class IngestRoute:
@@ -138,10 +162,11 @@ class IngestRoute:
                     f"Content-Encoding {encoding!r} is not supported; send the body as is.",
                 )
             body = await read_capped(request, settings.max_ingest_body_bytes)
+            lines: list[int] | None = None  # NDJSON: the line of each event, for its errors
             if media_type in JSON_TYPES:
                 raws = parse_json_array(body, settings.max_ingest_events)
             else:
-                raws = parse_ndjson(body, settings.max_ingest_events)
+                raws, lines = parse_ndjson(body, settings.max_ingest_events, self.clock())
             result = await ingest(self.engine, raws, now=self.clock())
         except BadBody as error:
             return JSONResponse(error.body, status_code=error.status)
@@ -150,7 +175,10 @@ class IngestRoute:
                 {
                     "error": "invalid_events",
                     "message": f"{len(rejected.errors)} problem(s) found; nothing was written.",
-                    "errors": [error.as_dict() for error in rejected.errors],
+                    "errors": [
+                        {**error.as_dict(), **({"line": lines[error.index]} if lines else {})}
+                        for error in rejected.errors
+                    ],
                 },
                 status_code=422,
             )

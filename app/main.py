@@ -10,15 +10,17 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.cors import cors_middleware
+from app.dashboard import dashboard
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.ops import healthz, metrics_endpoint, readyz
+from app.pages import static_files
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
@@ -79,7 +81,7 @@ class RequestObserver:
             )
 
 
-GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _KNOWN_PATHS = {"/graphql", "/v1/events", "/healthz", "/readyz", "/metrics"}
 
 
@@ -108,19 +110,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine), methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        Route("/", dashboard, methods=["GET"]),
+        Mount("/static", app=static_files(), name="static"),
     ]
     middleware = [Middleware(RequestObserver, metrics=metrics)]
-    if settings.cors_allowed_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_allowed_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "accept"],
-                expose_headers=["retry-after", "x-request-id"],
-                max_age=600,
-            )
-        )
+    middleware.append(cors_middleware(settings.cors_allowed_origins))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings

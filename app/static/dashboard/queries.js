@@ -1,0 +1,45 @@
+// The operations the dashboard runs. Open to members: HEADER. Admins of paid plans: the rest.
+
+export const HEADER = `query DashboardHeader {
+  viewer { name role }
+  organization { name plan timezone }
+}`;
+
+export const POOL = `query DashboardPool {
+  organization {
+    creditPool {
+      cycleStart cycleEnd allowance consumed remaining burnRatePerDay projectedExhaustionAt
+    }
+  }
+}`;
+
+export const KEYS = `query DashboardKeys($after: String) {
+  organization {
+    apiKeys(first: 100, after: $after, includeRevoked: true) {
+      nodes { id name revokedAt }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}`;
+
+const ROW = "calls creditsConsumed percentOfTotal";
+
+export const USAGE = `query DashboardUsage(
+  $timeRange: TimeRangeInput!, $keyId: ID, $granularity: Granularity!
+) {
+  organization {
+    usage(timeRange: $timeRange, keyId: $keyId) {
+      range { start end timezone }
+      calls
+      creditsConsumed
+      lastEventAt
+      byEndpoint { endpoint ${ROW} }
+      bySource { source ${ROW} }
+      byUser { user { id name } ${ROW} }
+      byApiKey { apiKey { id name } ${ROW} }
+      series(granularity: $granularity) { start end calls creditsConsumed }
+      previous { calls creditsConsumed }
+      change { callsPercent creditsPercent }
+    }
+  }
+}`;
