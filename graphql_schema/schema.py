@@ -12,7 +12,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -23,6 +22,7 @@ from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
+from graphql_schema.validation import DocumentValidation, SuggestionFreeExecution, Validator
 from resolvers.context import Context
 
 
@@ -86,11 +86,12 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
         max_steps=settings.max_analysis_steps,
     )
     cost_memo = CostMemo(maxsize=1024)
+    validator = Validator(hide_suggestions=not settings.field_suggestions, maxsize=1024)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: TokenLimit(max_tokens=settings.max_tokens),
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(validation_rules),
-        lambda: ValidationCache(maxsize=1024),
+        lambda: DocumentValidation(validator=validator),
         lambda: QueryCost(max_cost=settings.max_query_cost, limits=cost_limits, memo=cost_memo),
         ErrorCodes,
     ]
@@ -99,6 +100,8 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     return Schema(
         query=Query,
         extensions=extensions,
+        # Variables are coerced during execution: their hints go with field_suggestions too.
+        execution_context_class=None if settings.field_suggestions else SuggestionFreeExecution,
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
             scalar_map={BigInt: BIGINT_SCALAR},
