@@ -1,5 +1,5 @@
-"""Validation and execution as the schema runs them: cached per document, and
-graphql-core's "Did you mean …?" hints withheld when suggestions are off.
+"""Validation and execution as the schema runs them: cached per document, number literals
+checked first, and graphql-core's "Did you mean …?" hints withheld when suggestions are off.
 
 strawberry's ``disable_field_suggestions`` only strips the hint from "Cannot query field"
 messages. graphql-core (3.3) can leave out every hint itself (``hide_suggestions``): unknown
@@ -24,6 +24,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from graphql_schema.limits.recent import Recent
+from graphql_schema.literals import NumberLiterals
 
 # The rules strawberry adds to every validation (``strawberry.schema.schema``).
 _STRAWBERRY_RULES: tuple[type[ASTValidationRule], ...] = (
@@ -52,18 +53,22 @@ class Validator:
         query: str | None,
         rules: tuple[type[ASTValidationRule], ...],
     ) -> list[GraphQLError]:
-        """The validation errors of ``document``."""
+        """The validation errors of ``document``: number literals first (alone when any is
+        refused, as graphql-core's own checks of them would only echo it worse), then every
+        rule."""
         key = None if query is None else (query, rules)
         found = None if key is None else self.recent.get(key)
         if found is None:
-            found = tuple(
-                validate(
-                    schema,
-                    document,
-                    (*rules, *_STRAWBERRY_RULES),
-                    hide_suggestions=self.hide_suggestions,
+            found = tuple(validate(schema, document, [NumberLiterals]))
+            if not found:
+                found = tuple(
+                    validate(
+                        schema,
+                        document,
+                        (*rules, *_STRAWBERRY_RULES),
+                        hide_suggestions=self.hide_suggestions,
+                    )
                 )
-            )
             if key is not None:
                 self.recent.put(key, found)
         return list(found)
