@@ -8,6 +8,8 @@ holds by how long it may be:
 * a list with a ``granularity`` argument (a series) is as long as the number of periods of
   that size in the nearest ``timeRange`` above it: known for presets and explicit ranges,
   else assumed to be ``max_series_points``;
+* a list with a ``limit`` argument (a breakdown) has at most ``limit`` rows (default
+  ``max_page_size``) plus the one row that sums the rest;
 * any other list counts as a full page (``max_page_size``).
 
 Nested lists multiply. Introspection fields cost nothing: their size is bounded by the
@@ -191,6 +193,10 @@ class _Estimator:
             return 1
         if "granularity" in field.args:
             return self.points(scope, self.argument(field, node, "granularity"))
+        if "limit" in field.args:
+            # The listed rows, and the one that sums the rest (resolvers.usage.row_limit
+            # refuses a limit out of range; price it as the default until then).
+            return self.page(self.argument(field, node, "limit")) + 1
         if "first" in field.args:
             return self.page(first)
         if scope.page is not None:
