@@ -68,3 +68,7 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # Document analysis (issue 10, docs/hardening.md): the selections one cost estimate
+    # may visit before the document is refused as QUERY_TOO_COMPLEX.
+    max_analysis_steps: int = Field(default=10_000, ge=100)

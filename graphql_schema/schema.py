@@ -12,17 +12,17 @@ from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from graphql_schema.error_codes import ErrorCodes
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
-from graphql_schema.limits.cost import CostLimits
+from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
+from graphql_schema.validation import DocumentValidation, SuggestionFreeExecution, Validator
 from resolvers.context import Context
 
 
@@ -66,6 +66,8 @@ class SchemaSettings(Protocol):
     def introspection(self) -> bool: ...
     @property
     def field_suggestions(self) -> bool: ...
+    @property
+    def max_analysis_steps(self) -> int: ...
 
 
 def build_schema(settings: SchemaSettings) -> strawberry.Schema:
@@ -79,14 +81,18 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
         MaxIntrospectionDepthRule,
     ]
     cost_limits = CostLimits(
-        max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
+        max_page_size=settings.max_page_size,
+        max_series_points=settings.max_series_points,
+        max_steps=settings.max_analysis_steps,
     )
+    cost_memo = CostMemo(maxsize=1024)
+    validator = Validator(hide_suggestions=not settings.field_suggestions, maxsize=1024)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: TokenLimit(max_tokens=settings.max_tokens),
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(validation_rules),
-        lambda: ValidationCache(maxsize=1024),
-        lambda: QueryCost(max_cost=settings.max_query_cost, limits=cost_limits),
+        lambda: DocumentValidation(validator=validator),
+        lambda: QueryCost(max_cost=settings.max_query_cost, limits=cost_limits, memo=cost_memo),
         ErrorCodes,
     ]
     if not settings.introspection:
@@ -94,6 +100,8 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     return Schema(
         query=Query,
         extensions=extensions,
+        # Variables are coerced during execution: their hints go with field_suggestions too.
+        execution_context_class=None if settings.field_suggestions else SuggestionFreeExecution,
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
             scalar_map={BigInt: BIGINT_SCALAR},

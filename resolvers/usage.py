@@ -11,6 +11,8 @@ from db.queries import reports
 from db.queries.directory import api_keys_by_id, find_api_key
 from db.queries.directory import users_by_id as load_users
 from db.rollup_keys import NO_KEY
+from domain import breakdowns
+from domain.breakdowns import Limited
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput, NotFound
 from domain.periods import Granularity, count_periods, period_edges
@@ -90,7 +92,22 @@ async def totals(context: Context, report: ReportScope) -> Tally:
     )
 
 
-async def breakdown(context: Context, report: ReportScope, dimension: Dimension) -> list[Share]:
+def row_limit(context: Context, limit: int | None) -> int:
+    """How many rows a breakdown lists: ``limit``, from 1 to ``max_page_size`` (also the
+    default); the rows after it are summed into one."""
+    most = context.limits.max_page_size
+    if limit is None:
+        return most
+    if not 1 <= limit <= most:
+        raise InvalidInput(
+            f"limit must be from 1 to {most} (setting max_page_size); the rows after the "
+            "limit are summed into one row with isOther: true.",
+            field="limit",
+        )
+    return limit
+
+
+async def _shares(context: Context, report: ReportScope, dimension: Dimension) -> list[Share]:
     async with context.db.connection() as conn:
         return await reports.breakdown(
             conn,
@@ -102,43 +119,83 @@ async def breakdown(context: Context, report: ReportScope, dimension: Dimension)
         )
 
 
-async def endpoint_usage_of_key(context: Context, report: ReportScope) -> list[Share]:
+async def breakdown(
+    context: Context, report: ReportScope, dimension: Dimension, *, limit: int | None = None
+) -> Limited[Share]:
+    """The first ``limit`` rows per endpoint or source, and the rest summed."""
+    rows = row_limit(context, limit)
+    return breakdowns.top(await _shares(context, report, dimension), rows)
+
+
+async def endpoint_usage_of_key(
+    context: Context, report: ReportScope, *, limit: int | None = None
+) -> Limited[Share]:
     """Through the per-request DataLoader, so a page of keys costs one query."""
     assert report.api_key_id is not None
-    return await context.loaders.endpoint_usage_by_key.load(
+    rows = row_limit(context, limit)
+    shares = await context.loaders.endpoint_usage_by_key.load(
         (report.organization.id, report.api_key_id, report.range.start, report.range.end)
     )
+    return breakdowns.top(shares, rows)
 
 
 Named = TypeVar("Named", UserRecord, ApiKeyRecord)
 
+# Ids per lookup of users or keys: far below the bound-parameter limits of SQLite (32,766)
+# and asyncpg (32,767), which a breakdown tied across thousands of users would pass.
+LOOKUP_CHUNK = 1_000
 
-def _with_rows(
-    shares: list[Share], row_of: Callable[[str | int], Named | None]
-) -> list[tuple[Share, Named | None]]:
-    """Each share with its user or key row, ties ordered by that row's display name."""
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[at : at + LOOKUP_CHUNK] for at in range(0, len(ids), LOOKUP_CHUNK)]
+
+
+def _limited_with_rows(
+    shares: list[Share],
+    contenders: list[Share],
+    rows: int,
+    row_of: Callable[[str | int], Named | None],
+) -> Limited[tuple[Share, Named | None]]:
+    """The first ``rows`` shares with their user or key row, ties ordered by that row's
+    display name, and the rest of ``shares`` summed."""
 
     def name(value: str | int) -> str | None:
         row = row_of(value)
         return None if row is None else row.name
 
-    return [(share, row_of(share.value)) for share in reports.by_name(shares, name)]
+    kept = reports.by_name(contenders, name)[:rows]
+    return Limited(
+        [(share, row_of(share.value)) for share in kept], breakdowns.rest_of(shares, kept)
+    )
 
 
-async def by_user(context: Context, report: ReportScope) -> list[tuple[Share, UserRecord | None]]:
+async def by_user(
+    context: Context, report: ReportScope, *, limit: int | None = None
+) -> Limited[tuple[Share, UserRecord | None]]:
     """Rows per user, ties ordered by the user's display name; calls without a user
-    (and any user no longer on record) form the row with ``None``."""
-    shares = await breakdown(context, report, Dimension.USER)
-    ids = [int(share.value) for share in shares if share.value != ""]
+    (and any user no longer on record) form the row with ``None``. Only the users that
+    may be listed are read."""
+    rows = row_limit(context, limit)
+    shares = await _shares(context, report, Dimension.USER)
+    contenders = breakdowns.contenders(shares, rows)
+    ids = [int(share.value) for share in contenders if share.value != ""]
+    found: dict[int, UserRecord] = {}
     async with context.db.connection() as conn:
-        found = await load_users(conn, organization_id=report.organization.id, user_ids=ids)
-    return _with_rows(shares, lambda value: None if value == "" else found.get(int(value)))
+        for chunk in _chunks(ids):
+            found.update(
+                await load_users(conn, organization_id=report.organization.id, user_ids=chunk)
+            )
+    return _limited_with_rows(
+        shares, contenders, rows, lambda value: None if value == "" else found.get(int(value))
+    )
 
 
 async def by_api_key(
-    context: Context, report: ReportScope
-) -> list[tuple[Share, ApiKeyRecord | None]]:
+    context: Context, report: ReportScope, *, limit: int | None = None
+) -> Limited[tuple[Share, ApiKeyRecord | None]]:
     """Rows per key, ties ordered by the key's name; keyless calls form the ``None`` row."""
+    rows = row_limit(context, limit)
+    found: dict[int, ApiKeyRecord] = {}
     async with context.db.connection() as conn:
         shares = await reports.by_api_key(
             conn,
@@ -147,9 +204,15 @@ async def by_api_key(
             end=report.range.end,
             api_key_ids=report.key_filter,
         )
-        ids = [int(share.value) for share in shares if share.value != NO_KEY]
-        found = await api_keys_by_id(conn, organization_id=report.organization.id, key_ids=ids)
-    return _with_rows(shares, lambda value: None if value == NO_KEY else found.get(int(value)))
+        contenders = breakdowns.contenders(shares, rows)
+        ids = [int(share.value) for share in contenders if share.value != NO_KEY]
+        for chunk in _chunks(ids):
+            found.update(
+                await api_keys_by_id(conn, organization_id=report.organization.id, key_ids=chunk)
+            )
+    return _limited_with_rows(
+        shares, contenders, rows, lambda value: None if value == NO_KEY else found.get(int(value))
+    )
 
 
 async def series(context: Context, report: ReportScope, granularity: Granularity) -> list[Bucket]:

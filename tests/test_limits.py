@@ -131,15 +131,16 @@ def cost(query, variables=None, *, page=100, points=10_000):
         ("{ viewer { name } }", 2),
         ("{ organization { apiKeys(first: 5) { nodes { id name } } } }", 1 + 1 + 5 * 3),
         ("{ organization { apiKeys { totalCount } } }", 3),
-        # Unpaginated lists count as a full page; nested lists multiply.
+        # Breakdowns count a full page (their default limit) and the row summing the rest;
+        # nested lists multiply.
         (
             "{ organization { endpointUsage(timeRange: {preset: TODAY}) { endpoint } } }",
-            1 + 100 * 2,
+            1 + (100 + 1) * 2,
         ),
         (
             "{ organization { apiKeys(first: 3) { edges { node { usage(timeRange: {preset: "
             "TODAY}) { byEndpoint { calls } } } } } } }",
-            1 + 1 + 3 * (1 + 1 + (1 + (100 * 2))),
+            1 + 1 + 3 * (1 + 1 + (1 + ((100 + 1) * 2))),
         ),
         # A day has at most 25 hours, so at most 25 / 0.5 + 2 hourly points are estimated.
         (

@@ -8,26 +8,26 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries.usage import tally
+from domain.breakdowns import percent
 from domain.dimensions import Dimension
 from domain.records import Share, Tally
 
 
 def ranked(groups: Mapping[str | int, Tally]) -> list[Share]:
-    """Rows by credits, then calls (both descending), then name; percents of the credits.
-
-    With no credits at all (every call free), the share falls back to calls, so the
-    column still says where the traffic went.
-    """
+    """Rows by credits, then calls (both descending), then name; percents of the credits
+    (of the calls when no call cost credits: ``domain.breakdowns.percent``)."""
     total_credits = sum(group.credits for group in groups.values())
     total_calls = sum(group.calls for group in groups.values())
-
-    def percent(group: Tally) -> float:
-        if total_credits:
-            return 100.0 * group.credits / total_credits
-        return 100.0 * group.calls / total_calls if total_calls else 0.0
-
     rows = [
-        Share(value, group.calls, group.credits, percent(group)) for value, group in groups.items()
+        Share(
+            value,
+            group.calls,
+            group.credits,
+            percent(
+                group.calls, group.credits, total_calls=total_calls, total_credits=total_credits
+            ),
+        )
+        for value, group in groups.items()
     ]
     rows.sort(key=lambda row: (-row.credits, -row.calls, str(row.value)))
     return rows

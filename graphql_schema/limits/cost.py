@@ -8,6 +8,8 @@ holds by how long it may be:
 * a list with a ``granularity`` argument (a series) is as long as the number of periods of
   that size in the nearest ``timeRange`` above it: known for presets and explicit ranges,
   else assumed to be ``max_series_points``;
+* a list with a ``limit`` argument (a breakdown) has at most ``limit`` rows (default
+  ``max_page_size``) plus the one row that sums the rest;
 * any other list counts as a full page (``max_page_size``).
 
 Nested lists multiply. Introspection fields cost nothing: their size is bounded by the
@@ -15,13 +17,21 @@ schema, and graphql-core's MaxIntrospectionDepthRule bounds their nesting.
 
 The estimate depends on variables, so it runs after validation (whose result is cached per
 document) and before execution, in :class:`QueryCost`.
+
+A fragment costs the same wherever it is spread with the same parent type and the same
+scope, so its cost is computed once per (fragment, parent type, scope) and remembered: a
+document whose fragments spread each other twice is priced in time linear in its size, not
+exponential. The walk still counts its steps and gives up past ``max_analysis_steps`` (the
+number of distinct scopes a fragment meets grows with the document), and the estimate of a
+(document, operation, variables) is kept for the next request that sends the same.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, TypeVar
@@ -31,8 +41,10 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLField,
     GraphQLList,
+    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -50,14 +62,25 @@ from strawberry.extensions import SchemaExtension
 from domain.periods import SHORTEST, Granularity
 from domain.presets import LONGEST, Preset
 from graphql_schema.limits.errors import too_complex
+from graphql_schema.limits.recent import Recent
 
 E = TypeVar("E", bound=Enum)
+
+# Selections one estimate may visit (``max_analysis_steps``, about 3 us each): a document
+# whose fragments are priced once visits each selection once, and a 2,000-token document
+# has fewer than 1,000; a fragment spread in many scopes is priced once per scope.
+DEFAULT_MAX_STEPS = 10_000
+# Estimates stop growing here: fragments spread twice in each other double the cost at each
+# level, and a number of thousands of digits would be slow to print (and refused by
+# Python's int-to-str limit). It is far above any max_query_cost.
+MAX_COST = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class CostLimits:
     max_page_size: int
     max_series_points: int
+    max_steps: int = DEFAULT_MAX_STEPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +90,10 @@ class _Scope:
     page: int | None = None  # ``first`` of the enclosing connection
     range_length: timedelta | None = None  # None: unknown, assume the longest
     has_range: bool = False
+
+
+class _OverBudget(Exception):
+    """The walk visited more selections than ``max_steps``."""
 
 
 class _Estimator:
@@ -83,6 +110,10 @@ class _Estimator:
             for definition in document.definitions
             if isinstance(definition, FragmentDefinitionNode)
         }
+        self.steps = 0
+        # Cost of a fragment by (name, parent type, scope): everything its cost depends on.
+        self.priced: dict[tuple[str, GraphQLNamedType, _Scope], int] = {}
+        self.pricing: set[str] = set()
 
     def argument(self, field: GraphQLField, node: FieldNode, name: str) -> Any:
         for argument in node.arguments or ():
@@ -92,31 +123,40 @@ class _Estimator:
         return None if definition is None else definition.default_value
 
     def selection_set(
-        self,
-        selection_set: SelectionSetNode | None,
-        parent: GraphQLOutputType,
-        scope: _Scope,
-        visiting: frozenset[str] = frozenset(),
+        self, selection_set: SelectionSetNode | None, parent: GraphQLOutputType, scope: _Scope
     ) -> int:
         if selection_set is None:
             return 0
         named = get_named_type(parent)
         total = 0
         for selection in selection_set.selections:
+            self.steps += 1
+            if self.steps > self.limits.max_steps:
+                raise _OverBudget
             if isinstance(selection, FieldNode):
-                total += self.field(selection, named, scope, visiting)
+                total += self.field(selection, named, scope)
             elif isinstance(selection, InlineFragmentNode):
-                total += self.selection_set(selection.selection_set, named, scope, visiting)
+                total += self.selection_set(selection.selection_set, named, scope)
             elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is not None and name not in visiting:
-                    total += self.selection_set(
-                        fragment.selection_set, named, scope, visiting | {name}
-                    )
-        return total
+                total += self.fragment(selection.name.value, named, scope)
+        return min(total, MAX_COST)
 
-    def field(self, node: FieldNode, parent: Any, scope: _Scope, visiting: frozenset[str]) -> int:
+    def fragment(self, name: str, parent: GraphQLNamedType, scope: _Scope) -> int:
+        key = (name, parent, scope)
+        known = self.priced.get(key)
+        if known is not None:
+            return known
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.pricing:
+            # Unknown or cyclic: validation refuses such documents before this runs.
+            return 0
+        self.pricing.add(name)
+        cost = self.selection_set(fragment.selection_set, parent, scope)
+        self.pricing.discard(name)
+        self.priced[key] = cost
+        return cost
+
+    def field(self, node: FieldNode, parent: Any, scope: _Scope) -> int:
         name = node.name.value
         if name.startswith("__"):
             return 0
@@ -126,21 +166,22 @@ class _Estimator:
             # so the possible types all have it; count it as one value.
             return 1
         field: GraphQLField = fields[name]
-        child_scope = scope
-        if "timeRange" in field.args:
-            child_scope = replace(
-                child_scope,
-                range_length=self.range_length(self.argument(field, node, "timeRange")),
-                has_range=True,
-            )
-        first = self.argument(field, node, "first") if "first" in field.args else None
+        arguments = field.args
+        first = self.argument(field, node, "first") if "first" in arguments else None
         length = self.list_length(field, node, scope, first)
+        if not is_composite_type(get_named_type(field.type)):
+            return length
         # ``first`` sizes the lists right below a connection, and nothing deeper.
-        child_scope = replace(child_scope, page=self.page(first) if "first" in field.args else None)
-        per_item = 1
-        if is_composite_type(get_named_type(field.type)):
-            per_item += self.selection_set(node.selection_set, field.type, child_scope, visiting)
-        return length * per_item
+        page = self.page(first) if "first" in arguments else None
+        range_length, has_range = scope.range_length, scope.has_range
+        if "timeRange" in arguments:
+            range_length = self.range_length(self.argument(field, node, "timeRange"))
+            has_range = True
+        child_scope = scope
+        if (page, range_length, has_range) != (scope.page, scope.range_length, scope.has_range):
+            child_scope = _Scope(page, range_length, has_range)
+        per_item = 1 + self.selection_set(node.selection_set, field.type, child_scope)
+        return min(length * per_item, MAX_COST)
 
     def page(self, first: Any) -> int:
         if isinstance(first, int) and 0 <= first <= self.limits.max_page_size:
@@ -152,6 +193,10 @@ class _Estimator:
             return 1
         if "granularity" in field.args:
             return self.points(scope, self.argument(field, node, "granularity"))
+        if "limit" in field.args:
+            # The listed rows, and the one that sums the rest (resolvers.usage.row_limit
+            # refuses a limit out of range; price it as the default until then).
+            return self.page(self.argument(field, node, "limit")) + 1
         if "first" in field.args:
             return self.page(first)
         if scope.page is not None:
@@ -209,7 +254,11 @@ def estimate_cost(
     variables: Mapping[str, Any] | None,
     limits: CostLimits,
 ) -> int:
-    """The estimated cost of the operation the request runs (0 if there is none)."""
+    """The estimated cost of the operation the request runs (0 if there is none).
+
+    Raises a QUERY_TOO_COMPLEX ``GraphQLError`` naming ``max_analysis_steps`` when pricing
+    the document takes more than ``limits.max_steps`` steps.
+    """
     operation = _operation(document, operation_name)
     if operation is None:
         return 0
@@ -217,38 +266,124 @@ def estimate_cost(
     if root is None:
         return 0
     estimator = _Estimator(document, variables, limits)
-    return estimator.selection_set(operation.selection_set, root, _Scope())
+    try:
+        return estimator.selection_set(operation.selection_set, root, _Scope())
+    except _OverBudget:
+        raise _over_budget(limits.max_steps) from None
+
+
+def _over_budget(max_steps: int) -> GraphQLError:
+    return too_complex(
+        f"Pricing this query takes more than {max_steps:,} steps (setting "
+        "max_analysis_steps): its fragments are spread in too many places. Spread fewer "
+        "fragments, or fragments within fragments.",
+        setting="max_analysis_steps",
+        limit=max_steps,
+        actual=max_steps + 1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A remembered refusal: the document took more than ``max_steps`` to price."""
+
+
+class CostMemo:
+    """Estimates of recent requests, by (document text, operation, variables), shared by
+    every request of one schema: a dashboard that sends the same query again is not priced
+    again. Made once per schema in ``build_schema``."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.recent: Recent[int | _Refused] = Recent(maxsize)
+
+    def estimate(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        *,
+        query: str | None,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        limits: CostLimits,
+    ) -> int:
+        """``estimate_cost``, remembered by the request's text: the document is a function
+        of it (the parser cache is keyed by it too), and hashing the text is cheap where
+        hashing the document walks it."""
+        key = _memo_key(query, operation_name, variables)
+        found = self.recent.get(key) if key is not None else None
+        if isinstance(found, _Refused):
+            raise _over_budget(limits.max_steps)
+        if found is not None:
+            return found
+        try:
+            cost = estimate_cost(
+                schema, document, operation_name=operation_name, variables=variables, limits=limits
+            )
+        except GraphQLError:
+            if key is not None:
+                self.recent.put(key, _Refused())
+            raise
+        if key is not None:
+            self.recent.put(key, cost)
+        return cost
+
+
+def _about(cost: int) -> str:
+    return f"at least {cost:,}" if cost >= MAX_COST else f"about {cost:,}"
+
+
+def _memo_key(
+    query: str | None, operation_name: str | None, variables: Mapping[str, Any] | None
+) -> tuple[str, str | None, str] | None:
+    if query is None:
+        return None
+    try:
+        # Variables come from JSON; anything that does not serialise is simply not memoised.
+        frozen = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return (query, operation_name, frozen)
 
 
 class QueryCost(SchemaExtension):
     """Refuses an operation whose estimated cost passes ``max_query_cost``, before any
     resolver runs; otherwise records the cost on the context (for cost-aware rate limits)."""
 
-    def __init__(self, *, max_cost: int, limits: CostLimits) -> None:
+    def __init__(self, *, max_cost: int, limits: CostLimits, memo: CostMemo | None = None) -> None:
         self.max_cost = max_cost
         self.limits = limits
+        self.memo = memo if memo is not None else CostMemo(maxsize=1)
 
     def on_execute(self) -> Iterator[None]:
         execution_context = self.execution_context
         document = execution_context.graphql_document
         if document is not None:
-            cost = estimate_cost(
-                execution_context.schema._schema,
-                document,
-                operation_name=execution_context.operation_name,
-                variables=execution_context.variables,
-                limits=self.limits,
-            )
             record = getattr(execution_context.context, "record_operation", None)
+            try:
+                cost = self.memo.estimate(
+                    execution_context.schema._schema,
+                    document,
+                    query=execution_context.query,
+                    operation_name=execution_context.operation_name,
+                    variables=execution_context.variables,
+                    limits=self.limits,
+                )
+            except GraphQLError as refusal:
+                if callable(record):
+                    # Its cost is unknown: charge it as the dearest query that may run.
+                    record(execution_context.operation_name, self.max_cost)
+                # Setting the result makes strawberry skip execution.
+                execution_context.result = GraphQLExecutionResult(data=None, errors=[refusal])
+                yield
+                return
             if callable(record):
                 record(execution_context.operation_name, cost)
             if cost > self.max_cost:
-                # Setting the result makes strawberry skip execution.
                 execution_context.result = GraphQLExecutionResult(
                     data=None,
                     errors=[
                         too_complex(
-                            f"The query would cost about {cost:,} points; the limit is "
+                            f"The query would cost {_about(cost)} points; the limit is "
                             f"{self.max_cost:,} (setting max_query_cost). Ask for smaller "
                             "pages (first), coarser series or fewer fields.",
                             setting="max_query_cost",

@@ -3,6 +3,10 @@
 They are graphql-core rules, so they run inside validation (and are cached with it): a
 refused document never reaches a resolver. Rule classes are made once per schema with their
 limit baked in, so the validation cache sees the same rule tuple on every request.
+
+The depth of a fragment does not depend on where it is spread, so each fragment is measured
+once per document and remembered: the work is linear in the document's size, however often
+(and however exponentially, through fragments that spread each other) it is spread.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -23,44 +28,62 @@ from graphql import (
 from graphql_schema.limits.errors import too_complex
 
 
-def _depth(
-    selection_set: SelectionSetNode | None,
-    fragments: dict[str, FragmentDefinitionNode],
-    visiting: frozenset[str] = frozenset(),
-) -> int:
-    """Levels of fields below ``selection_set``; introspection subtrees are left to
-    graphql-core's MaxIntrospectionDepthRule."""
-    if selection_set is None:
-        return 0
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
-                continue
-            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, visiting))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, visiting))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is None or name in visiting:
-                continue  # unknown or cyclic: other rules report it
-            deepest = max(deepest, _depth(fragment.selection_set, fragments, visiting | {name}))
-    return deepest
+class _DepthMeter:
+    """Depths of selection sets of one document, each fragment measured once."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        self.known: dict[str, int] = {}
+        self.measuring: set[str] = set()
+
+    def fragment(self, name: str) -> int:
+        known = self.known.get(name)
+        if known is not None:
+            return known
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.measuring:
+            return 0  # unknown or cyclic: other rules report it
+        self.measuring.add(name)
+        depth = self.depth(fragment.selection_set)
+        self.measuring.discard(name)
+        self.known[name] = depth
+        return depth
+
+    def depth(self, selection_set: SelectionSetNode | None) -> int:
+        """Levels of fields below ``selection_set``; introspection subtrees are left to
+        graphql-core's MaxIntrospectionDepthRule."""
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value.startswith("__"):
+                    continue
+                deepest = max(deepest, 1 + self.depth(selection.selection_set))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, self.depth(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                deepest = max(deepest, self.fragment(selection.name.value))
+        return deepest
 
 
 def max_depth_rule(limit: int) -> type[ValidationRule]:
     class MaxDepthRule(ValidationRule):
         """Refuses operations nested deeper than ``limit`` levels of fields."""
 
+        meter: _DepthMeter | None = None
+
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             context: ValidationContext = self.context
-            fragments = {
-                definition.name.value: definition
-                for definition in context.document.definitions
-                if isinstance(definition, FragmentDefinitionNode)
-            }
-            depth = _depth(node.selection_set, fragments)
+            if self.meter is None:
+                # One meter for every operation of the document: fragments they share
+                # are measured once.
+                self.meter = _DepthMeter(context.document)
+            depth = self.meter.depth(node.selection_set)
             if depth > limit:
                 self.report_error(
                     too_complex(

@@ -10,7 +10,7 @@ from strawberry.types import Info
 from domain.records import ApiKeyRecord
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
-from graphql_schema.types.usage import EndpointUsage, UsageReport
+from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
 
@@ -45,11 +45,14 @@ class ApiKey:
         return self.record.last_used_at
 
     @strawberry.field(
-        description="Calls and credits per endpoint for this key.",
+        description=(
+            "Calls and credits per endpoint for this key: the first `limit` rows, then one "
+            "`isOther` row summing the rest."
+        ),
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def endpoint_usage(
-        self, info: Info[Context, None], time_range: TimeRangeInput
+        self, info: Info[Context, None], time_range: TimeRangeInput, limit: RowLimit = None
     ) -> list[EndpointUsage]:
         report = await usage_resolvers.scope(
             info.context,
@@ -57,8 +60,8 @@ class ApiKey:
             time_range.to_args(),
             api_key_id=self.record.id,
         )
-        shares = await usage_resolvers.endpoint_usage_of_key(info.context, report)
-        return [EndpointUsage.of(share) for share in shares]
+        limited = await usage_resolvers.endpoint_usage_of_key(info.context, report, limit=limit)
+        return EndpointUsage.rows(limited)
 
     @strawberry.field(
         description="The full usage report for this key.",

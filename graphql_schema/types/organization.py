@@ -14,7 +14,7 @@ from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
 from graphql_schema.scalars import BigInt
 from graphql_schema.types.api_key import ApiKey, ApiKeyConnection, ApiKeyEdge, PageInfo
-from graphql_schema.types.usage import EndpointUsage, UsageReport
+from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
 from resolvers import api_keys as api_key_resolvers
 from resolvers import credit_pool as pool_resolvers
 from resolvers import usage as usage_resolvers
@@ -120,7 +120,8 @@ class Organization:
     @strawberry.field(
         description=(
             "The consumption table: calls, credits and share per endpoint, for all keys or "
-            "the key `keyId`. An empty range gives an empty list."
+            "the key `keyId`: the first `limit` rows, then one `isOther` row summing the "
+            "rest. An empty range gives an empty list."
         ),
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
@@ -129,10 +130,13 @@ class Organization:
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
+        limit: RowLimit = None,
     ) -> list[EndpointUsage]:
         report = await self._scope(info, time_range, key_id)
-        shares = await usage_resolvers.breakdown(info.context, report, Dimension.ENDPOINT)
-        return [EndpointUsage.of(share) for share in shares]
+        limited = await usage_resolvers.breakdown(
+            info.context, report, Dimension.ENDPOINT, limit=limit
+        )
+        return EndpointUsage.rows(limited)
 
     @strawberry.field(
         description="The full usage report, for all keys or the key `keyId`.",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
+from domain.breakdowns import Limited, Rest
 from domain.dimensions import Dimension
 from domain.records import Share
 from graphql_schema.enums import Granularity, TimeRangePreset
@@ -22,12 +23,29 @@ if TYPE_CHECKING:
 
 PERCENT_DIGITS = 4
 
+# The argument every breakdown list takes (docs/reports.md, "Bounded breakdowns").
+RowLimit = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "At most this many rows, from 1 to the server's page size (max_page_size, 100 "
+            "unless configured), which is also the default. The rows after them are summed "
+            "into one last row with `isOther: true`."
+        )
+    ),
+]
 
-def _percent(share: Share) -> float:
+
+def _percent(share: Share | Rest) -> float:
     return round(share.percent, PERCENT_DIGITS)
 
 
-@strawberry.interface(description="Calls and credits of one row of a breakdown.")
+@strawberry.interface(
+    description=(
+        "Calls and credits of one row of a breakdown. A breakdown lists at most `limit` "
+        "rows; when there are more, one last row with `isOther: true` sums the rest."
+    )
+)
 class UsageShare:
     calls: BigInt = strawberry.field(description="Number of calls.")
     credits_consumed: BigInt = strawberry.field(
@@ -36,14 +54,40 @@ class UsageShare:
     percent_of_total: float = strawberry.field(
         description=(
             "This row's share of the report's credits, in percent; rows sum to 100 "
-            "(± rounding). When no call cost credits, the share of calls."
+            "(± rounding), the `isOther` row included. When no call cost credits, the share "
+            "of calls."
         )
     )
+    is_other: bool = strawberry.field(
+        default=False,
+        description=(
+            "True on the one row that sums every row after `limit`; it comes last, whatever "
+            'its figures, and its name fields are empty (endpoint, source: ""; user, '
+            "apiKey: null)."
+        ),
+    )
+    other_row_count: int | None = strawberry.field(
+        default=None,
+        description="On the `isOther` row, how many rows it sums; null on every other row.",
+    )
+
+
+def _rest(rest: Rest) -> dict[str, Any]:
+    """The fields every kind of row sets for the row that sums the rest."""
+    return {
+        "calls": rest.calls,
+        "credits_consumed": rest.credits,
+        "percent_of_total": _percent(rest),
+        "is_other": True,
+        "other_row_count": rest.rows,
+    }
 
 
 @strawberry.type(description="One endpoint of the analysed API and what its calls cost.")
 class EndpointUsage(UsageShare):
-    endpoint: str = strawberry.field(description="Path or name, e.g. /v2/person.")
+    endpoint: str = strawberry.field(
+        description="Path or name, e.g. /v2/person; empty on the `isOther` row."
+    )
 
     @classmethod
     def of(cls, share: Share) -> EndpointUsage:
@@ -54,23 +98,39 @@ class EndpointUsage(UsageShare):
             percent_of_total=_percent(share),
         )
 
+    @classmethod
+    def rows(cls, limited: Limited[Share]) -> list[EndpointUsage]:
+        """The listed rows, then the row that sums the rest (if any)."""
+        rows = [cls.of(share) for share in limited.rows]
+        if limited.rest is not None:
+            rows.append(cls(endpoint="", **_rest(limited.rest)))
+        return rows
+
 
 @strawberry.type(description="One source (origin) of calls, e.g. api or crm_integration.")
 class SourceUsage(UsageShare):
-    source: str = strawberry.field(description="Origin of the calls, lower case.")
+    source: str = strawberry.field(
+        description="Origin of the calls, lower case; empty on the `isOther` row."
+    )
 
 
 @strawberry.type(description="One user's calls; `user` is null for calls made without a user.")
 class UserUsage(UsageShare):
     user: Annotated[User, strawberry.lazy("graphql_schema.types.viewer")] | None = strawberry.field(
-        description="Who made the calls; null for calls not attributed to a user."
+        description=(
+            "Who made the calls; null for calls not attributed to a user, and on the `isOther` row."
+        )
     )
 
 
 @strawberry.type(description="One API key's calls; `apiKey` is null for calls made without a key.")
 class ApiKeyUsage(UsageShare):
     api_key: Annotated[ApiKey, strawberry.lazy("graphql_schema.types.api_key")] | None = (
-        strawberry.field(description="The key used; null for calls made without a key.")
+        strawberry.field(
+            description=(
+                "The key used; null for calls made without a key, and on the `isOther` row."
+            )
+        )
     )
 
 
@@ -134,53 +194,92 @@ class UsageReport:
     async def credits_consumed(self, info: Info[Context, None]) -> BigInt:
         return (await usage_resolvers.totals(info.context, self.scope)).credits
 
-    @strawberry.field(description="Calls and credits per endpoint.")
-    async def by_endpoint(self, info: Info[Context, None]) -> list[EndpointUsage]:
-        shares = await usage_resolvers.breakdown(info.context, self.scope, Dimension.ENDPOINT)
-        return [EndpointUsage.of(share) for share in shares]
+    @strawberry.field(
+        description=(
+            "Calls and credits per endpoint: the first `limit` rows, then one `isOther` row "
+            "summing the rest."
+        )
+    )
+    async def by_endpoint(
+        self, info: Info[Context, None], limit: RowLimit = None
+    ) -> list[EndpointUsage]:
+        limited = await usage_resolvers.breakdown(
+            info.context, self.scope, Dimension.ENDPOINT, limit=limit
+        )
+        return EndpointUsage.rows(limited)
 
-    @strawberry.field(description="Calls and credits per source.")
-    async def by_source(self, info: Info[Context, None]) -> list[SourceUsage]:
-        shares = await usage_resolvers.breakdown(info.context, self.scope, Dimension.SOURCE)
-        return [
+    @strawberry.field(
+        description=(
+            "Calls and credits per source: the first `limit` rows, then one `isOther` row "
+            "summing the rest."
+        )
+    )
+    async def by_source(
+        self, info: Info[Context, None], limit: RowLimit = None
+    ) -> list[SourceUsage]:
+        limited = await usage_resolvers.breakdown(
+            info.context, self.scope, Dimension.SOURCE, limit=limit
+        )
+        rows = [
             SourceUsage(
                 source=str(share.value),
                 calls=share.calls,
                 credits_consumed=share.credits,
                 percent_of_total=_percent(share),
             )
-            for share in shares
+            for share in limited.rows
         ]
+        if limited.rest is not None:
+            rows.append(SourceUsage(source="", **_rest(limited.rest)))
+        return rows
 
-    @strawberry.field(description="Calls and credits per user; one row for calls without a user.")
-    async def by_user(self, info: Info[Context, None]) -> list[UserUsage]:
+    @strawberry.field(
+        description=(
+            "Calls and credits per user, one row for calls without a user: the first `limit` "
+            "rows, then one `isOther` row summing the rest."
+        )
+    )
+    async def by_user(self, info: Info[Context, None], limit: RowLimit = None) -> list[UserUsage]:
         from graphql_schema.types.viewer import User
 
-        rows = await usage_resolvers.by_user(info.context, self.scope)
-        return [
+        limited = await usage_resolvers.by_user(info.context, self.scope, limit=limit)
+        rows = [
             UserUsage(
                 user=None if user is None else User.of(user),
                 calls=share.calls,
                 credits_consumed=share.credits,
                 percent_of_total=_percent(share),
             )
-            for share, user in rows
+            for share, user in limited.rows
         ]
+        if limited.rest is not None:
+            rows.append(UserUsage(user=None, **_rest(limited.rest)))
+        return rows
 
-    @strawberry.field(description="Calls and credits per API key; one row for calls without a key.")
-    async def by_api_key(self, info: Info[Context, None]) -> list[ApiKeyUsage]:
+    @strawberry.field(
+        description=(
+            "Calls and credits per API key, one row for calls without a key: the first "
+            "`limit` rows, then one `isOther` row summing the rest."
+        )
+    )
+    async def by_api_key(
+        self, info: Info[Context, None], limit: RowLimit = None
+    ) -> list[ApiKeyUsage]:
         from graphql_schema.types.api_key import ApiKey
 
-        rows = await usage_resolvers.by_api_key(info.context, self.scope)
-        return [
+        limited = await usage_resolvers.by_api_key(info.context, self.scope, limit=limit)
+        rows = [
             ApiKeyUsage(
                 api_key=None if key is None else ApiKey(record=key),
                 calls=share.calls,
                 credits_consumed=share.credits,
                 percent_of_total=_percent(share),
             )
-            for share, key in rows
+            for share, key in limited.rows
         ]
+        if limited.rest is not None:
+            rows.append(ApiKeyUsage(api_key=None, **_rest(limited.rest)))
+        return rows
 
     @strawberry.field(
         description=(
