@@ -49,6 +49,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLType,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -123,7 +124,7 @@ class _Estimator:
         return None if definition is None else definition.default_value
 
     def selection_set(
-        self, selection_set: SelectionSetNode | None, parent: GraphQLOutputType, scope: _Scope
+        self, selection_set: SelectionSetNode | None, parent: GraphQLType, scope: _Scope
     ) -> int:
         if selection_set is None:
             return 0

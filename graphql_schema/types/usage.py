@@ -93,8 +93,8 @@ class EndpointUsage(UsageShare):
     def of(cls, share: Share) -> EndpointUsage:
         return cls(
             endpoint=str(share.value),
-            calls=share.calls,
-            credits_consumed=share.credits,
+            calls=BigInt(share.calls),
+            credits_consumed=BigInt(share.credits),
             percent_of_total=_percent(share),
         )
 
@@ -188,11 +188,11 @@ class UsageReport:
 
     @strawberry.field(description="Number of calls in the range.")
     async def calls(self, info: Info[Context, None]) -> BigInt:
-        return (await usage_resolvers.totals(info.context, self.scope)).calls
+        return BigInt((await usage_resolvers.totals(info.context, self.scope)).calls)
 
     @strawberry.field(description="Credits consumed in the range.")
     async def credits_consumed(self, info: Info[Context, None]) -> BigInt:
-        return (await usage_resolvers.totals(info.context, self.scope)).credits
+        return BigInt((await usage_resolvers.totals(info.context, self.scope)).credits)
 
     @strawberry.field(
         description=(
@@ -223,8 +223,8 @@ class UsageReport:
         rows = [
             SourceUsage(
                 source=str(share.value),
-                calls=share.calls,
-                credits_consumed=share.credits,
+                calls=BigInt(share.calls),
+                credits_consumed=BigInt(share.credits),
                 percent_of_total=_percent(share),
             )
             for share in limited.rows
@@ -246,8 +246,8 @@ class UsageReport:
         rows = [
             UserUsage(
                 user=None if user is None else User.of(user),
-                calls=share.calls,
-                credits_consumed=share.credits,
+                calls=BigInt(share.calls),
+                credits_consumed=BigInt(share.credits),
                 percent_of_total=_percent(share),
             )
             for share, user in limited.rows
@@ -271,8 +271,8 @@ class UsageReport:
         rows = [
             ApiKeyUsage(
                 api_key=None if key is None else ApiKey(record=key),
-                calls=share.calls,
-                credits_consumed=share.credits,
+                calls=BigInt(share.calls),
+                credits_consumed=BigInt(share.credits),
                 percent_of_total=_percent(share),
             )
             for share, key in limited.rows
@@ -297,8 +297,8 @@ class UsageReport:
             UsageBucket(
                 start=bucket.start,
                 end=bucket.end,
-                calls=bucket.tally.calls,
-                credits_consumed=bucket.tally.credits,
+                calls=BigInt(bucket.tally.calls),
+                credits_consumed=BigInt(bucket.tally.credits),
             )
             for bucket in buckets
         ]
