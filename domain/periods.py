@@ -127,3 +127,30 @@ def count_periods(start: datetime, end: datetime, granularity: Granularity, tz: 
         Granularity.MONTH: 28 * 86400,
     }[granularity]
     return int(seconds // length) + 2
+
+
+GRID = timedelta(minutes=15)  # the finest rollup grain (db.grains.QUARTER_HOUR)
+
+
+def off_grid_offset(edges: list[datetime], tz: ZoneInfo) -> timedelta | None:
+    """A UTC offset of ``tz`` off the 15-minute grid at one of the inner ``edges``, if any.
+
+    Every offset in use today is a multiple of 15 minutes; many zones had others before
+    the 1970s (Europe/Amsterdam +00:19:32 until 1937, Africa/Monrovia -00:44:30 until
+    1972, and local mean time before standard time), which put period edges off the grid.
+    """
+    for edge in edges[1:-1]:
+        offset = edge.astimezone(tz).utcoffset()
+        if offset is not None and offset % GRID:
+            return offset
+    return None
+
+
+def format_offset(offset: timedelta) -> str:
+    """``+00:19:32`` or ``-00:44:30``; seconds only when there are any."""
+    sign = "-" if offset < timedelta(0) else "+"
+    seconds = abs(int(offset.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{sign}{hours:02d}:{minutes:02d}"
+    return f"{text}:{seconds:02d}" if seconds else text
