@@ -1,0 +1,91 @@
+"""Inputs at the edges of what Python can represent get a coded 4xx, never a 500 (issue 10,
+class 5): datetimes whose offset pushes them past year 1 or 9999, text that lower-casing
+lengthens, malformed or overflowing cursors, and `previous` and `series` at the ends of
+the calendar. Each through the real app (or the real ``creditlens`` process), on SQLite and
+on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.test_ingest_totals import totals
+
+BAD_TIMESTAMPS = [
+    ("0001-01-01T00:00:00+05:00", "is before 2000-01-01"),
+    ("0001-01-01T04:59:59.999999+05:00", "is before 2000-01-01"),
+    ("9999-12-31T23:59:59-05:00", "is more than a day in the future"),
+    ("9999-12-31T23:59:59.999999999-00:01", "is more than a day in the future"),
+]
+LONG_WHEN_LOWERED = "İ" * 100  # 100 characters; lower-cased, 200 ('i' + a combining dot)
+
+
+@pytest.fixture
+async def world(engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    return tenant, await make_ingest_token(engine, now=clock())
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _error(body: dict[str, Any]) -> dict[str, Any]:
+    [error] = body["errors"]
+    return error
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+async def test_events_past_the_calendar_are_refused_whole_and_listed(world, client, engine, clock):
+    tenant, token = world
+    before = await totals(engine)
+    good = clock() - timedelta(minutes=5)
+    batch = [event(tenant.slug, good)]
+    for timestamp, _ in BAD_TIMESTAMPS:
+        batch += [event(tenant.slug, good, timestamp=timestamp), event(tenant.slug, good)]
+
+    response = await post_events(client, token, batch)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"index": 1 + 2 * place, "field": "timestamp", "reason": reason}
+        for place, (_, reason) in enumerate(BAD_TIMESTAMPS)
+    ]
+    assert await totals(engine) == before
+
+
+async def test_a_source_is_measured_after_lower_casing(world, client, engine, clock):
+    tenant, token = world
+    before = await totals(engine)
+    at = clock() - timedelta(minutes=5)
+
+    refused = await post_events(
+        client,
+        token,
+        [event(tenant.slug, at), event(tenant.slug, at, source=LONG_WHEN_LOWERED)],
+    )
+
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert (error["index"], error["field"]) == (1, "source")
+    assert "once lower-cased" in error["reason"]
+    assert await totals(engine) == before
+
+    # 50 of them lower-case to exactly 100 characters: stored, and reported as stored.
+    fits = "İ" * 50
+    accepted = await post_events(client, token, [event(tenant.slug, at, source=fits)])
+    assert accepted.status_code == 200, accepted.text
+    query = "{ organization { usage(timeRange: {preset: TODAY}) { bySource { source calls } } } }"
+    tenant_token = tenant.token
+    body = (await graphql(client, tenant_token, query)).json()
+    assert body["data"]["organization"]["usage"]["bySource"] == [
+        {"source": fits.lower(), "calls": 1}
+    ]
+    assert len(fits.lower()) == 100
