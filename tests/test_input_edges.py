@@ -8,12 +8,14 @@ on PostgreSQL.
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.test_cli_ingest import run_cli
 from tests.test_ingest_totals import totals
 
 BAD_TIMESTAMPS = [
@@ -89,3 +91,43 @@ async def test_a_source_is_measured_after_lower_casing(world, client, engine, cl
         {"source": fits.lower(), "calls": 1}
     ]
     assert len(fits.lower()) == 100
+
+
+async def test_the_cli_names_events_past_the_calendar_without_a_traceback(
+    world, database_url, clock, tmp_path
+):
+    tenant, _ = world
+    good = clock() - timedelta(minutes=5)
+    lines = [
+        event(tenant.slug, good),
+        event(tenant.slug, good, timestamp=BAD_TIMESTAMPS[0][0]),
+        event(tenant.slug, good, timestamp=BAD_TIMESTAMPS[2][0]),
+        event(tenant.slug, good, source=LONG_WHEN_LOWERED),
+    ]
+    path = tmp_path / "edges.ndjson"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+    code, _, err = await run_cli(database_url, "ingest", str(path), "--quiet")
+
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "event 1 (timestamp): is before 2000-01-01" in err
+    assert "event 2 (timestamp): is more than a day in the future" in err
+    assert "event 3 (source): must be a string of 1 to 100 characters (once lower-cased)" in err
+
+
+async def test_the_cli_names_a_csv_field_too_large_to_read_without_a_traceback(
+    world, database_url, clock, tmp_path
+):
+    tenant, _ = world
+    at = (clock() - timedelta(minutes=5)).isoformat()
+    header = "id,organization,source,endpoint,status,credits,timestamp\n"
+    rows = f"a,{tenant.slug},api,/x,200,1,{at}\nb,{tenant.slug},{'x' * 200_000},/x,200,1,{at}\n"
+    path = tmp_path / "edges.csv"
+    path.write_text(header + rows, encoding="utf-8")
+
+    code, _, err = await run_cli(database_url, "ingest", str(path), "--quiet")
+
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "event 1 (event): malformed CSV at line 3: field larger than field limit" in err
