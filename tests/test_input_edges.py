@@ -131,3 +131,73 @@ async def test_the_cli_names_a_csv_field_too_large_to_read_without_a_traceback(
     assert code == 1, err
     assert "Traceback" not in err
     assert "event 1 (event): malformed CSV at line 3: field larger than field limit" in err
+
+
+# --- cursors -----------------------------------------------------------------------------
+
+BAD_CURSORS = [
+    _cursor("apikey:" + "9" * 5000),  # int() refuses more than 4,300 digits
+    _cursor("apikey:" + "9" * 40),  # an int, but no BIGINT
+    _cursor("apikey:9223372036854775808"),  # one past the largest BIGINT
+    _cursor("apikey:١٢٣"),  # Arabic-Indic digits: str.isdigit and int accept them
+    _cursor("apikey:٣"),
+    _cursor("apikey:007"),  # another spelling of key 7
+    _cursor("apikey:-1"),
+    _cursor("apikey:"),
+    _cursor("apikey:1").rstrip("="),  # the same bytes without padding
+    "YXBpa2V5OjE=\n",
+    "é",
+    "",
+    "%%%",
+    "A" * 100_000,
+]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    BAD_CURSORS,
+    ids=[
+        "5000-digits",
+        "40-digits",
+        "bigint-plus-one",
+        "arabic-indic-digits",
+        "one-arabic-indic-digit",
+        "leading-zeros",
+        "negative",
+        "no-digits",
+        "unpadded",
+        "trailing-newline",
+        "non-ascii",
+        "empty",
+        "not-base64",
+        "very-long",
+    ],
+)
+async def test_a_malformed_cursor_is_refused_naming_after(world, client, cursor):
+    tenant, _ = world
+    query = (
+        "query($after: String) { organization { apiKeys(first: 2, after: $after) { totalCount } } }"
+    )
+    response = await graphql(client, tenant.token, query, {"after": cursor})
+
+    assert response.status_code == 200
+    error = _error(response.json())
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+async def test_a_cursor_from_a_page_still_reads_the_next_page(world, client, clock):
+    tenant, token = world
+    at = clock() - timedelta(minutes=5)
+    keys = [f"key-{n}" for n in range(3)]
+    accepted = await post_events(client, token, [event(tenant.slug, at, api_key=k) for k in keys])
+    assert accepted.status_code == 200
+    query = """query($after: String) { organization { apiKeys(first: 2, after: $after) {
+      edges { cursor node { name } } pageInfo { hasNextPage endCursor } } } }"""
+
+    first = (await graphql(client, tenant.token, query)).json()["data"]["organization"]
+    after = first["apiKeys"]["pageInfo"]["endCursor"]
+    second = (await graphql(client, tenant.token, query, {"after": after})).json()
+
+    names = [edge["node"]["name"] for edge in first["apiKeys"]["edges"]]
+    names += [edge["node"]["name"] for edge in second["data"]["organization"]["apiKeys"]["edges"]]
+    assert sorted(names) == keys
