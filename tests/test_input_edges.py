@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -201,3 +202,176 @@ async def test_a_cursor_from_a_page_still_reads_the_next_page(world, client, clo
     names = [edge["node"]["name"] for edge in first["apiKeys"]["edges"]]
     names += [edge["node"]["name"] for edge in second["data"]["organization"]["apiKeys"]["edges"]]
     assert sorted(names) == keys
+
+
+# --- time ranges -------------------------------------------------------------------------
+
+RANGE_QUERY = """query($range: TimeRangeInput!) {
+  organization { usage(timeRange: $range) { calls } }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("time_range", "field"),
+    [
+        ({"start": "0001-01-01T00:00:00+05:00", "end": "2026-01-01T00:00:00Z"}, "timeRange.start"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-05:00"}, "timeRange.end"),
+        (
+            {
+                "start": "9999-12-01T00:00:00Z",
+                "end": "9999-12-31T23:00:00Z",
+                "timezone": "Asia/Tokyo",
+            },
+            "timeRange.end",
+        ),
+        (
+            {
+                "start": "0001-01-01T00:00:00Z",
+                "end": "0001-02-01T00:00:00Z",
+                "timezone": "America/New_York",
+            },
+            "timeRange.start",
+        ),
+    ],
+    ids=[
+        "start-before-year-1",
+        "end-after-9999",
+        "end-after-9999-in-tokyo",
+        "start-in-year-0-locally",
+    ],
+)
+async def test_a_range_past_the_calendar_is_refused_naming_the_field(
+    world, client, time_range, field
+):
+    tenant, _ = world
+    response = await graphql(client, tenant.token, RANGE_QUERY, {"range": time_range})
+
+    assert response.status_code == 200
+    error = _error(response.json())
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+    assert "outside the calendar" in error["message"]
+
+
+SERIES_QUERY = """query($range: TimeRangeInput!) {
+  organization { usage(timeRange: $range) {
+    calls
+    range { start end }
+    hour: series(granularity: HOUR) { start end }
+    day: series(granularity: DAY) { start end }
+    week: series(granularity: WEEK) { start end }
+    month: series(granularity: MONTH) { start end }
+  } }
+}"""
+
+
+def _edges(rows: list[dict[str, str]]) -> list[datetime]:
+    return [datetime.fromisoformat(rows[0]["start"])] + [
+        datetime.fromisoformat(row["end"]) for row in rows
+    ]
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+async def test_series_at_the_first_days_of_the_calendar_are_answered(world, client):
+    tenant, _ = world
+    start, end = utc(1, 1, 1), utc(1, 3, 1)
+    variables = {"range": {"start": start.isoformat(), "end": end.isoformat()}}
+    body = (await graphql(client, tenant.token, SERIES_QUERY, variables)).json()
+
+    assert "errors" not in body, body
+    report = body["data"]["organization"]["usage"]
+    assert _edges(report["day"]) == [start + timedelta(days=n) for n in range(59)] + [end]
+    # 0001-01-01 was a Monday (proleptic Gregorian calendar).
+    assert _edges(report["week"]) == [start + timedelta(weeks=n) for n in range(9)] + [end]
+    assert _edges(report["month"]) == [start, utc(1, 2, 1), end]
+    assert len(report["hour"]) == 59 * 24
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+async def test_series_at_the_last_days_of_the_calendar_end_with_the_range(world, client, zone):
+    tenant, _ = world
+    # The latest end the zone can show: 9999-12-31 23:59:59.999999 in UTC and on its wall
+    # clock (east of UTC, that wall time comes first).
+    tz = ZoneInfo(zone)
+    last = datetime.max.replace(tzinfo=UTC)
+    offset = tz.utcoffset(last.replace(tzinfo=None)) or timedelta(0)
+    end = last - max(offset, timedelta(0))
+    start = end - timedelta(days=62)
+    variables = {"range": {"start": start.isoformat(), "end": end.isoformat(), "timezone": zone}}
+    body = (await graphql(client, tenant.token, SERIES_QUERY, variables)).json()
+
+    assert "errors" not in body, body
+    report = body["data"]["organization"]["usage"]
+    for granularity in ("hour", "day", "week", "month"):
+        edges = _edges(report[granularity])
+        assert (edges[0], edges[-1]) == (start, end), granularity
+        assert edges == sorted(set(edges)), granularity
+        for edge in edges[1:-1]:  # each inner edge starts a local period
+            wall = edge.astimezone(tz)
+            assert (wall.minute, wall.second, wall.microsecond) == (0, 0, 0), granularity
+    assert len(report["day"]) == 63  # 62 days, cut at both ends
+
+
+PREVIOUS_QUERY = """query($range: TimeRangeInput!) {
+  organization { usage(timeRange: $range) { %s } }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("time_range", "selection"),
+    [
+        ({"start": "0001-01-01T00:00:00Z", "end": "0001-02-01T00:00:00Z"}, "previous { calls }"),
+        (
+            {"start": "0001-01-01T00:00:00Z", "end": "0001-02-01T00:00:00Z"},
+            "change { callsPercent }",
+        ),
+        (
+            {"start": "0001-03-01T00:00:00Z", "end": "0001-05-01T00:00:00Z"},
+            "previous { previous { calls } }",
+        ),
+        (
+            {
+                "start": "0001-01-05T00:00:00Z",
+                "end": "0001-01-09T00:00:00Z",
+                "timezone": "Asia/Tokyo",
+            },
+            "previous { previous { calls } }",
+        ),
+        (
+            {"start": "0001-01-01T12:00:00Z", "end": "0001-01-02T12:00:00Z"},
+            "previous { calls }",
+        ),
+    ],
+    ids=[
+        "previous-of-the-first-month",
+        "change-of-the-first-month",
+        "previous-of-previous-months",
+        "previous-starting-in-year-0-in-tokyo",
+        "previous-of-a-ragged-first-day",
+    ],
+)
+async def test_previous_before_the_calendar_is_refused(world, client, time_range, selection):
+    tenant, _ = world
+    response = await graphql(
+        client, tenant.token, PREVIOUS_QUERY % selection, {"range": time_range}
+    )
+
+    assert response.status_code == 200
+    error = _error(response.json())
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "timeRange.start"}
+    assert "no previous period" in error["message"]
+
+
+async def test_previous_near_the_start_of_the_calendar_is_answered(world, client):
+    tenant, _ = world
+    query = PREVIOUS_QUERY % "previous { range { start end } }"
+    variables = {"range": {"start": "0001-02-01T00:00:00Z", "end": "0001-03-01T00:00:00Z"}}
+    body = (await graphql(client, tenant.token, query, variables)).json()
+
+    assert "errors" not in body, body
+    assert body["data"]["organization"]["usage"]["previous"]["range"] == {
+        "start": "0001-01-01T00:00:00+00:00",
+        "end": "0001-02-01T00:00:00+00:00",
+    }
