@@ -73,7 +73,18 @@ class _Malformed:
 
 
 def _csv(stream: TextIO) -> Iterator[object]:
-    for row in csv.DictReader(stream):
+    reader = csv.DictReader(stream)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            # E.g. a field longer than csv.field_size_limit() (128 KiB, far above any valid
+            # field): the reader cannot go on, and the batch holding this line is refused.
+            # ``line_num`` counts the lines read before the record that failed.
+            yield _Malformed(f"malformed CSV at line {reader.line_num + 1}: {error}")
+            return
         event: dict[str, object] = {k: v for k, v in row.items() if k and v not in (None, "")}
         for name in CSV_INTEGERS:
             value = event.get(name)

@@ -87,8 +87,9 @@ def add_months(wall: datetime, months: int) -> datetime:
 
 
 def _month_length(year: int, month: int) -> int:
-    following = date(year + (month == 12), month % 12 + 1, 1)
-    return (following - date(year, month, 1)).days
+    if month == 12:
+        return 31  # and no date(year + 1, 1, 1), which does not exist after December 9999
+    return (date(year, month + 1, 1) - date(year, month, 1)).days
 
 
 def period_edges(
@@ -97,15 +98,21 @@ def period_edges(
     """UTC edges of the local periods covering ``[start, end)``, clipped to it.
 
     Returns ``[start, e1, e2, …, end]``: n + 1 edges for n buckets. The first and last
-    bucket are partial when ``start`` or ``end`` falls inside a period.
+    bucket are partial when ``start`` or ``end`` falls inside a period. ``start`` and ``end``
+    must have a local wall time in ``tz`` (``domain.time_range`` checks it).
     """
     if end <= start:
         return [start]
     edges = [start]
     wall = floor_wall(start.astimezone(tz).replace(tzinfo=None), granularity)
     while True:
-        wall = next_wall(wall, granularity)
-        instant = local_start(wall, tz)
+        try:
+            wall = next_wall(wall, granularity)
+            instant = local_start(wall, tz)
+        except (OverflowError, ValueError):
+            # The next period starts after 9999-12-31 (as a wall time or in UTC), so after
+            # ``end``, whose wall time exists: the last bucket ends at ``end``.
+            break
         if instant <= edges[-1]:
             # A period swallowed by a DST gap (an hour that never happened) has no instant.
             continue
@@ -127,3 +134,30 @@ def count_periods(start: datetime, end: datetime, granularity: Granularity, tz: 
         Granularity.MONTH: 28 * 86400,
     }[granularity]
     return int(seconds // length) + 2
+
+
+GRID = timedelta(minutes=15)  # the finest rollup grain (db.grains.QUARTER_HOUR)
+
+
+def off_grid_offset(edges: list[datetime], tz: ZoneInfo) -> timedelta | None:
+    """A UTC offset of ``tz`` off the 15-minute grid at one of the inner ``edges``, if any.
+
+    Every offset in use today is a multiple of 15 minutes; many zones had others before
+    the 1970s (Europe/Amsterdam +00:19:32 until 1937, Africa/Monrovia -00:44:30 until
+    1972, and local mean time before standard time), which put period edges off the grid.
+    """
+    for edge in edges[1:-1]:
+        offset = edge.astimezone(tz).utcoffset()
+        if offset is not None and offset % GRID:
+            return offset
+    return None
+
+
+def format_offset(offset: timedelta) -> str:
+    """``+00:19:32`` or ``-00:44:30``; seconds only when there are any."""
+    sign = "-" if offset < timedelta(0) else "+"
+    seconds = abs(int(offset.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{sign}{hours:02d}:{minutes:02d}"
+    return f"{text}:{seconds:02d}" if seconds else text

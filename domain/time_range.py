@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from domain.errors import InvalidInput
@@ -12,6 +12,9 @@ from domain.presets import Preset
 from domain.records import OrganizationRecord
 
 MAX_RANGE = timedelta(days=3660)
+# Python's calendar (like the rollups' epoch seconds) runs from year 1 to year 9999.
+FIRST_DAY = date.min.isoformat()
+LAST_DAY = date.max.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +50,23 @@ class ResolvedRange:
         is still Monday to Monday. Where the wall clock cannot say (an edge in a repeated
         hour), it moves by the same number of seconds.
         """
+        try:
+            low = self._previous_start(organization)
+            _wall(low, self.zone)  # series of the previous period read its wall times
+        except (OverflowError, ValueError) as error:
+            # Year 1 is the first the calendar has: there is no period before it.
+            raise InvalidInput(
+                f"This range has no previous period: it would start before {FIRST_DAY} "
+                "(in UTC or in the range's time zone), the first day of the calendar.",
+                field="timeRange.start",
+            ) from error
+        return ResolvedRange(low, self.start, self.timezone, None, is_cycle=self.is_cycle)
+
+    def _previous_start(self, organization: OrganizationRecord) -> datetime:
         tz = self.zone
         if self.is_cycle:
             low, _ = billing_cycle(organization, self.start - timedelta(microseconds=1))
-            return ResolvedRange(low, self.start, self.timezone, None, is_cycle=True)
+            return low
         low_wall = _wall(self.start, tz)
         high_wall = _wall(self.end, tz)
         low = self.start - (self.end - self.start)
@@ -62,7 +78,7 @@ class ResolvedRange:
                 low = local_start(low_wall - (high_wall - low_wall), tz)
         if low >= self.start:  # a zero-length wall range (inside a gap): fall back to seconds
             low = self.start - (self.end - self.start)
-        return ResolvedRange(low, self.start, self.timezone, None)
+        return low
 
 
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
@@ -157,14 +173,38 @@ def resolve_range(
             "Give a preset, or both start and end (a half-open range [start, end)).",
             field="timeRange.start" if start is None else "timeRange.end",
         )
-    for label, value in (("start", start), ("end", end)):
-        if value.tzinfo is None:
-            raise InvalidInput(
-                f"timeRange.{label} needs a UTC offset, e.g. 2026-05-01T00:00:00Z.",
-                field=f"timeRange.{label}",
-            )
-    if end <= start:
+    low = _instant(start, "start", tz, name)
+    high = _instant(end, "end", tz, name)
+    if high <= low:
         raise InvalidInput("timeRange.end must be after timeRange.start.", field="timeRange.end")
-    if end - start > MAX_RANGE:
+    if high - low > MAX_RANGE:
         raise InvalidInput("A time range may span at most 10 years.", field="timeRange")
-    return ResolvedRange(start.astimezone(UTC), end.astimezone(UTC), name, None)
+    return ResolvedRange(low, high, name, None)
+
+
+def _instant(value: datetime, label: str, tz: ZoneInfo, name: str) -> datetime:
+    """``value`` in UTC, when it and its wall time in ``tz`` are on the calendar."""
+    field = f"timeRange.{label}"
+    if value.tzinfo is None:
+        raise InvalidInput(
+            f"{field} needs a UTC offset, e.g. 2026-05-01T00:00:00Z.",
+            field=field,
+        )
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError as error:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC
+        raise InvalidInput(
+            f"{field} {value.isoformat()} is outside the calendar in UTC: "
+            f"give an instant from {FIRST_DAY} to {LAST_DAY} UTC.",
+            field=field,
+        ) from error
+    try:
+        # Periods (days, weeks, months) are read from the wall clock in the zone.
+        instant.astimezone(tz)
+    except OverflowError as error:
+        raise InvalidInput(
+            f"{field} {value.isoformat()} is outside the calendar in {name}: its local "
+            f"date must be from {FIRST_DAY} to {LAST_DAY}.",
+            field=field,
+        ) from error
+    return instant

@@ -11,20 +11,38 @@ from domain.records import ApiKeyRecord
 from resolvers.context import Context
 
 _CURSOR_PREFIX = "apikey:"
+MAX_KEY_ID = 2**63 - 1  # a BIGINT: a larger number names no key, and the driver refuses it
+# The longest cursor encode_cursor makes: base64 of the prefix and 19 digits, padded.
+_MAX_CURSOR_LENGTH = 4 * -(-(len(_CURSOR_PREFIX) + len(str(MAX_KEY_ID))) // 3)
 
 
 def encode_cursor(key: ApiKeyRecord) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key.id}".encode()).decode()
+    return _encode(key.id)
+
+
+def _encode(key_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key_id}".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith(_CURSOR_PREFIX) or not text[len(_CURSOR_PREFIX) :].isdigit():
+    """The key id in a cursor made by ``encode_cursor``; BAD_USER_INPUT for anything else.
+
+    Only the exact text ``encode_cursor`` makes is accepted: no other spelling of the
+    same bytes, no digits other than ASCII ('١٢٣' passes ``str.isdigit`` and ``int``), no
+    number past a BIGINT (5,000 digits also make ``int`` raise).
+    """
+    key_id: int | None = None
+    if len(cursor) <= _MAX_CURSOR_LENGTH and cursor.isascii():
+        try:
+            text = base64.urlsafe_b64decode(cursor).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            text = ""
+        digits = text.removeprefix(_CURSOR_PREFIX)
+        if digits != text and digits.isascii() and digits.isdigit():
+            key_id = int(digits)  # at most 19 ASCII digits, by the length check
+    if key_id is None or key_id > MAX_KEY_ID or _encode(key_id) != cursor:
         raise InvalidInput("Invalid cursor: pass an endCursor from a previous page.", field="after")
-    return int(text[len(_CURSOR_PREFIX) :])
+    return key_id
 
 
 async def page(

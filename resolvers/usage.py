@@ -10,12 +10,19 @@ from typing import TypeVar
 from db.queries import reports
 from db.queries.directory import api_keys_by_id, find_api_key
 from db.queries.directory import users_by_id as load_users
+from db.queries.usage import RawScanTooLarge
 from db.rollup_keys import NO_KEY
 from domain import breakdowns
 from domain.breakdowns import Limited
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput, NotFound
-from domain.periods import Granularity, count_periods, period_edges
+from domain.periods import (
+    Granularity,
+    count_periods,
+    format_offset,
+    off_grid_offset,
+    period_edges,
+)
 from domain.records import ApiKeyRecord, OrganizationRecord, Share, Tally, UserRecord
 from domain.time_range import ResolvedRange, TimeRangeArgs, resolve_range
 from resolvers.context import Context
@@ -228,13 +235,26 @@ async def series(context: Context, report: ReportScope, granularity: Granularity
     edges = period_edges(report.range.start, report.range.end, granularity, report.range.zone)
     if len(edges) - 1 > limit:
         raise InvalidInput(message, field="granularity")
-    async with context.db.connection() as conn:
-        tallies = await reports.series(
-            conn,
-            organization_id=report.organization.id,
-            edges=edges,
-            api_key_ids=report.key_filter,
-        )
+    try:
+        async with context.db.connection() as conn:
+            tallies = await reports.series(
+                conn,
+                organization_id=report.organization.id,
+                edges=edges,
+                api_key_ids=report.key_filter,
+            )
+    except RawScanTooLarge as error:
+        offset = off_grid_offset(edges, report.range.zone)
+        if offset is None:
+            raise
+        raise InvalidInput(
+            f"{report.range.timezone} used the UTC offset {format_offset(offset)} in this "
+            "range, off the 15-minute grid that usage is summed on, so each of the "
+            f"series' {error.ragged_edges} period edges must be read event by event; the "
+            f"range holds {error.events} events, more than {error.limit}. Choose a "
+            "shorter range, a coarser granularity or a time zone such as UTC.",
+            field="granularity",
+        ) from error
     return [
         Bucket(low, high, figures)
         for low, high, figures in zip(edges[:-1], edges[1:], tallies, strict=True)

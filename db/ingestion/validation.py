@@ -91,6 +91,17 @@ def _text(value: object, limit: int) -> str | None:
     return value
 
 
+def _source(value: object) -> str | None:
+    """The source as stored (lower case), or None when it is not acceptable.
+
+    The length is checked after lower-casing, which can lengthen a string: 'İ' (one
+    character) becomes 'i̇' (two), so 100 of them would not fit the column.
+    """
+    if not isinstance(value, str):
+        return None
+    return _text(value.lower(), MAX_SOURCE_LENGTH)
+
+
 def _required(raw: Mapping[str, object], field: str, wanted: str) -> str:
     """The reason a required field is refused: missing, or present but not ``wanted``."""
     return f"is required: {wanted}" if raw.get(field) is None else f"must be {wanted}"
@@ -126,14 +137,27 @@ def parse_timestamp(value: object, now: datetime) -> datetime | str:
         assert digits is not None
         text = f"{head}.{digits.group()[:6].ljust(6, '0')}{tail[digits.end() :]}"
     try:
-        instant = datetime.fromisoformat(text).astimezone(UTC)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return "is not a valid date and time"
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        # Its offset moves it past year 1 or 9999 (0001-01-01T00:00:00+05:00): far outside
+        # the accepted window either way, so say which side.
+        return _too_early() if parsed.year < EARLIEST.year else _TOO_LATE
     if instant < EARLIEST:
-        return f"is before {EARLIEST.date().isoformat()}"
+        return _too_early()
     if instant > now + FUTURE_TOLERANCE:
-        return "is more than a day in the future"
+        return _TOO_LATE
     return instant
+
+
+_TOO_LATE = "is more than a day in the future"
+
+
+def _too_early() -> str:
+    return f"is before {EARLIEST.date().isoformat()}"
 
 
 def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventError]:
@@ -163,9 +187,10 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
     user = _reference(raw.get("user"))
     if isinstance(user, str):
         fail("user", user)
-    source = _text(raw.get("source"), MAX_SOURCE_LENGTH)
+    source = _source(raw.get("source"))
     if source is None:
-        fail("source", _required(raw, "source", f"a string of 1 to {MAX_SOURCE_LENGTH} characters"))
+        wanted = f"a string of 1 to {MAX_SOURCE_LENGTH} characters (once lower-cased)"
+        fail("source", _required(raw, "source", wanted))
     endpoint = _text(raw.get("endpoint"), MAX_ENDPOINT_LENGTH)
     if endpoint is None:
         wanted = f"a string of 1 to {MAX_ENDPOINT_LENGTH} characters"
@@ -201,7 +226,7 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
         organization=organization,
         api_key=api_key,
         user=user,
-        source=source.lower(),
+        source=source,
         endpoint=endpoint,
         status=status,
         credits=credits,
@@ -282,7 +307,7 @@ def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
     try:
         # 3.11's fromisoformat reads RFC 3339 with Z and cuts fractions past microseconds.
         occurred_at = datetime.fromisoformat(timestamp).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         return None
     if not EARLIEST <= occurred_at <= latest:
         return None
@@ -292,7 +317,7 @@ def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
         organization,
         api_key,
         user,
-        source.lower(),
+        source.lower(),  # ASCII (``_plain``): lower-casing keeps its length
         endpoint,
         status,
         credits,

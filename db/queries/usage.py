@@ -2,7 +2,10 @@
 
 Every figure is read from ``usage_rollups`` (see ``db.grains`` for how a range is cut into
 pieces the rollups answer exactly) plus raw events for range edges that are not on the
-15-minute grid.
+15-minute grid. Every statement has a bounded number of branches: at most ``MAX_RANGES``
+rollup ranges and ``MAX_RAW_RANGES`` raw ranges. A series with more edges off the grid (a
+zone's historical offset such as +00:19:32) is read in one raw range scan instead, when its
+range holds at most ``MAX_RAW_SCAN_EVENTS`` events (docs/hardening.md, class 4).
 """
 
 from __future__ import annotations
@@ -21,12 +24,39 @@ from db import grains
 from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import usage_events, usage_rollups
 from domain.dimensions import Dimension
+from domain.errors import InvalidInput
 from domain.records import Tally
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Beyond this many rollup ranges in one statement, read the finest grain over the whole
 # span instead: a long series in an odd zone would otherwise build a huge OR.
 MAX_RANGES = 200
+# Raw ranges are only needed around edges off the 15-minute grid: a ragged start and end,
+# a few tzdata transitions (Antarctica/Casey). More than this many means a zone whose
+# offset was off the grid (every edge of a series is then off it), and one branch per edge
+# made statements of thousands of branches (SQLite refuses more than 500; PostgreSQL ran out
+# of stack). Those series read their whole span in one raw range scan instead ...
+MAX_RAW_RANGES = 64
+# ... of at most this many events (counted first, from the rollups), else they are refused.
+# Events are accepted from 2000 on and every offset since 1980 is on the grid, so real
+# series of this kind find no events and cost two index probes.
+MAX_RAW_SCAN_EVENTS = 10_000
+
+
+class RawScanTooLarge(InvalidInput):
+    """A series that must be read event by event (edges off the grid), over too many events."""
+
+    def __init__(self, ragged_edges: int, events: int) -> None:
+        super().__init__(
+            f"This series has {ragged_edges} period edges off the 15-minute grid that usage is "
+            f"summed on (a historical UTC offset of the time zone), so it must be read event "
+            f"by event, and its range holds {events} events, more than {MAX_RAW_SCAN_EVENTS}: "
+            "choose a shorter range, a coarser granularity or another time zone.",
+            field="granularity",
+        )
+        self.ragged_edges = ragged_edges
+        self.events = events
+        self.limit = MAX_RAW_SCAN_EVENTS
 
 
 def to_micros(instant: datetime) -> int:
@@ -55,6 +85,12 @@ def _normalise(dimension: Dimension, value: object) -> str:
     if dimension is Dimension.TOTAL:
         return ""
     return str(value)
+
+
+def _ragged_cells(bounds: Sequence[int]) -> int:
+    """How many quarter hours hold an edge off the 15-minute grid (epoch microseconds)."""
+    grain = grains.QUARTER_HOUR
+    return len({bound // grain for bound in bounds if bound % grain})
 
 
 def _pieces_for(edges: Sequence[datetime]) -> list[grains.Piece]:
@@ -90,9 +126,30 @@ async def tally(
     bucket index says which ``[edges[i], edges[i+1])`` a sum belongs to; pass two edges for
     one total. ``api_key_ids`` filters to those keys (``NO_KEY`` selects keyless calls).
     """
-    pieces = _pieces_for(edges)
     keys = None if api_key_ids is None else sorted(set(api_key_ids))
     bounds = [to_micros(edge) for edge in edges]
+    ragged = _ragged_cells(bounds)
+    # Within the limit, the pieces have at most ``ragged`` raw ranges (each one quarter
+    # hour holding an edge, or several touching ones) and so at most ``ragged + 1``
+    # rollup spans after ``_pieces_for`` joins them; checked again below all the same.
+    scan = ragged > MAX_RAW_RANGES
+    if not scan:
+        pieces = _pieces_for(edges)
+        raw_count = sum(1 for piece in pieces if not piece.grain)
+        scan = raw_count > MAX_RAW_RANGES or len(pieces) - raw_count > MAX_RANGES
+    if scan:
+        # Two edges make at most two raw pieces, so this count takes the rollup path.
+        events = await tally(
+            conn,
+            organization_id=organization_id,
+            dimension=Dimension.TOTAL,
+            edges=[edges[0], edges[-1]],
+            api_key_ids=keys,
+        )
+        found = sum(figures.calls for figures in events.values())
+        if found > MAX_RAW_SCAN_EVENTS:
+            raise RawScanTooLarge(ragged, found)
+        pieces = [grains.Piece(0, bounds[0], bounds[-1])]
     result: dict[tuple[int, int, str], list[int]] = {}
 
     def add(key: int, at_micros: int, value: str, calls: int, credits: int) -> None:
