@@ -28,6 +28,13 @@ from graphql_schema.schema import build_schema
 log = logging.getLogger("creditlens.http")
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
 class RequestObserver:
     """Gives each request an id (``X-Request-ID``), counts it and times it."""
 
@@ -74,6 +81,7 @@ class RequestObserver:
                     "status": status,
                     "viewer": state.get("viewer"),
                     "operation": state.get("operation"),
+                    "user_agent": _header(scope, b"user-agent"),
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
