@@ -7,6 +7,8 @@ Follows the GraphQL-over-HTTP specification (and passes graphql-http's audit):
 * ``POST`` carries ``application/json``; any other or no ``Content-Type`` is 415.
 * The answer is ``application/graphql-response+json`` when the client accepts it, else
   ``application/json``; an ``Accept`` that allows neither is 406.
+* JSON (the body, ``variables`` and ``extensions`` of a GET) is parsed strictly: nesting
+  too deep for the parser or numbers too long to convert are 400 like any other bad JSON.
 * A request error (unreadable body, bad parameters, a document that does not parse or
   validate, variables that cannot be coerced, a limit) has no ``data`` entry; in
   ``application/graphql-response+json`` it is answered with 400, in the legacy
@@ -25,6 +27,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from db.ingestion.decoding import MalformedJson, decode
 from domain.errors import BadRequest, CreditLensError, QueryTooComplex
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -136,13 +139,20 @@ def _bad_request(message: str) -> HTTPRefusal:
     return HTTPRefusal(BadRequest(message))
 
 
+def _parse_json(text: bytes | str, what: str) -> Any:
+    """Strict JSON; too deep, too long a number, or not JSON is a 400 that says which."""
+    try:
+        return decode(text)
+    except MalformedJson as error:
+        raise _bad_request(
+            f"{what} is not valid JSON: {error.reason} (line {error.line}, column {error.column})."
+        ) from error
+
+
 def _json_parameter(value: str | None, name: str) -> Any:
     if value is None or value == "":
         return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as error:
-        raise _bad_request(f"The {name} parameter is not valid JSON.") from error
+    return _parse_json(value, f"The {name} parameter")
 
 
 def _operation(data: object) -> Operation:
@@ -193,10 +203,7 @@ def operations_of_body(
     """The operations of a POST body, and whether it was a batch (a JSON array)."""
     if not body.strip():
         raise _bad_request("The request body is empty: send a JSON object with a query.")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise _bad_request("The request body is not valid JSON.") from error
+    data = _parse_json(body, "The request body")
     if not isinstance(data, list):
         return [_operation(data)], False
     if not batching:
