@@ -1,12 +1,14 @@
 """``/graphql``: negotiate, authenticate, rate-limit, read the request, run it, frame it.
 
 Authentication runs before strawberry so a refused caller costs one indexed read. The
-GraphQL-over-HTTP rules (methods, media types, status codes, batching) are in
-``app.graphql_http``; strawberry's view only renders GraphiQL.
+operations run within ``execution_timeout_seconds``. The GraphQL-over-HTTP rules (methods,
+media types, status codes, batching) are in ``app.graphql_http``; strawberry's view only
+renders GraphiQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -41,6 +43,7 @@ from domain.errors import (
     VALIDATION_FAILED,
     BadRequest,
     Forbidden,
+    QueryTooComplex,
     RateLimited,
     Unauthenticated,
 )
@@ -138,9 +141,11 @@ class GraphQLRoute:
                     batching=self.settings.batching,
                     max_operations=self.settings.max_batch_operations,
                 )
-            results = [await self._execute(request, operation, context) for operation in operations]
+            try:
+                results = await self._execute_all(request, operations, context)
+            finally:
+                request.state.operation = ",".join(context.operation_names) or None
             self._charge_cost(token_id, context)
-            request.state.operation = ",".join(context.operation_names) or None
         finally:
             await db.close()
         return self._respond(results, batch, media_type)
@@ -165,6 +170,44 @@ class GraphQLRoute:
             request_id=getattr(request.state, "request_id", ""),
             token_id=principal.token_id,
         )
+
+    async def _execute_all(
+        self, request: Request, operations: list[Operation], context: Context
+    ) -> list[ExecutionResult]:
+        """Run the operations within ``execution_timeout_seconds``, or refuse them all.
+
+        On expiry the statement in flight is interrupted and the work cancelled, so the
+        request's connection is free again at once; no partial data is sent.
+        """
+        seconds = self.settings.execution_timeout_seconds
+        work = asyncio.create_task(self._run(request, operations, context))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=seconds)
+        except asyncio.CancelledError:
+            work.cancel()  # the server is stopping this request: stop its work too
+            raise
+        if work in done:
+            return work.result()
+        # Interrupt first: a cancelled aiosqlite statement would otherwise run on, and
+        # closing its connection would wait for it (db.session.RequestDatabase.interrupt).
+        await context.db.interrupt()
+        work.cancel()
+        await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # finished anyway, or failed on the interrupt: not answered
+        raise HTTPRefusal(
+            QueryTooComplex(
+                f"The request did not finish within {seconds:g} s (setting "
+                "execution_timeout_seconds) and was stopped: ask for a shorter range, "
+                "fewer fields or fewer keys."
+            ),
+            extensions={"limit": "execution_timeout_seconds", "maximum": seconds},
+        )
+
+    async def _run(
+        self, request: Request, operations: list[Operation], context: Context
+    ) -> list[ExecutionResult]:
+        return [await self._execute(request, operation, context) for operation in operations]
 
     async def _execute(
         self, request: Request, operation: Operation, context: Context
