@@ -27,8 +27,9 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.body import CLOSE, BodyRefused, BodyTooLarge
 from db.ingestion.decoding import MalformedJson, decode
-from domain.errors import BadRequest, CreditLensError, QueryTooComplex
+from domain.errors import BadRequest, CreditLensError, QueryTooComplex, RequestTimeout
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -112,31 +113,23 @@ def negotiate(accept: str | None) -> str | None:
     return None if best is None else best[2]
 
 
-def too_large(cap: int) -> HTTPRefusal:
+def body_refusal(error: BodyRefused) -> HTTPRefusal:
+    """413 for a body over ``max_body_bytes``, 408 for one that did not arrive in time."""
+    if isinstance(error, BodyTooLarge):
+        cap = error.limits.max_bytes
+        return HTTPRefusal(
+            QueryTooComplex(
+                f"The request body is larger than {cap} bytes (setting max_body_bytes)."
+            ),
+            status=413,
+            headers=CLOSE,
+            extensions={"limit": "max_body_bytes", "maximum": cap},
+        )
     return HTTPRefusal(
-        QueryTooComplex(f"The request body is larger than {cap} bytes (setting max_body_bytes)."),
-        status=413,
-        extensions={"limit": "max_body_bytes", "maximum": cap},
+        RequestTimeout(str(error)),
+        headers=CLOSE,
+        extensions={"limit": "body_timeout_seconds", "maximum": error.limits.timeout_seconds},
     )
-
-
-async def read_body(request: Request, cap: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``cap`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise too_large(cap)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise too_large(cap)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _bad_request(message: str) -> HTTPRefusal:
-    return HTTPRefusal(BadRequest(message))
 
 
 def _parse_json(text: bytes | str, what: str) -> Any:
@@ -147,6 +140,10 @@ def _parse_json(text: bytes | str, what: str) -> Any:
         raise _bad_request(
             f"{what} is not valid JSON: {error.reason} (line {error.line}, column {error.column})."
         ) from error
+
+
+def _bad_request(message: str) -> HTTPRefusal:
+    return HTTPRefusal(BadRequest(message))
 
 
 def _json_parameter(value: str | None, name: str) -> Any:
