@@ -229,33 +229,38 @@ class GraphQLRoute:
     ) -> list[ExecutionResult]:
         """Run the operations within ``execution_timeout_seconds``, or refuse them all.
 
-        On expiry the statement in flight is interrupted and the work cancelled, so the
+        At the limit the statement in flight is interrupted and the work cancelled, so the
         request's connection is free again at once; no partial data is sent.
         """
         seconds = self.settings.execution_timeout_seconds
-        work = asyncio.create_task(self._run(request, operations, context))
-        try:
-            done, _ = await asyncio.wait({work}, timeout=seconds)
-        except asyncio.CancelledError:
-            work.cancel()  # the server is stopping this request: stop its work too
-            raise
-        if work in done:
-            return work.result()
-        # Interrupt first: a cancelled aiosqlite statement would otherwise run on, and
-        # closing its connection would wait for it (db.session.RequestDatabase.interrupt).
-        await context.db.interrupt()
-        work.cancel()
-        await asyncio.wait({work})
-        if not work.cancelled():
-            work.exception()  # finished anyway, or failed on the interrupt: not answered
-        raise HTTPRefusal(
-            QueryTooComplex(
-                f"The request did not finish within {seconds:g} s (setting "
-                "execution_timeout_seconds) and was stopped: ask for a shorter range, "
-                "fewer fields or fewer keys."
-            ),
-            extensions={"limit": "execution_timeout_seconds", "maximum": seconds},
+        loop = asyncio.get_running_loop()
+        interrupting: list[asyncio.Task[None]] = []
+        # Due with the deadline: a cancelled aiosqlite statement would otherwise run on in
+        # its thread, and closing its connection would wait for it to finish
+        # (db.session.RequestDatabase.interrupt). Cheaper than running the work in a task
+        # of its own (measured: 0.2 ms a request).
+        interrupt = loop.call_later(
+            seconds, lambda: interrupting.append(loop.create_task(context.db.interrupt()))
         )
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                return await self._run(request, operations, context)
+        except TimeoutError as error:
+            if not deadline.expired():
+                raise
+            raise HTTPRefusal(
+                QueryTooComplex(
+                    f"The request did not finish within {seconds:g} s (setting "
+                    "execution_timeout_seconds) and was stopped: ask for a shorter range, "
+                    "fewer fields or fewer keys."
+                ),
+                extensions={"limit": "execution_timeout_seconds", "maximum": seconds},
+            ) from error
+        finally:
+            interrupt.cancel()
+            if interrupting:
+                await asyncio.wait(interrupting)
 
     async def _run(
         self, request: Request, operations: list[Operation], context: Context
