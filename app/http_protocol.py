@@ -56,6 +56,7 @@ class HeaderTimeoutProtocol(H11Protocol):
     """``H11Protocol`` that closes connections whose request headers are late."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _upgraded = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,6 +70,12 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().on_response_complete()
         self._watch_headers()
 
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The connection now belongs to the WebSocket protocol: no more HTTP deadlines.
+        self._upgraded = True
+        self._disarm()
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
@@ -80,7 +87,7 @@ class HeaderTimeoutProtocol(H11Protocol):
         # uvicorn types ``cycle`` as always set; it is None until the first request.
         cycle: RequestResponseCycle | None = self.cycle
         idle = cycle is None or cycle.response_complete
-        waiting = idle and not self.transport.is_closing()
+        waiting = idle and not self._upgraded and not self.transport.is_closing()
         if waiting and self._header_deadline is None:
             self._header_deadline = self.loop.call_later(
                 header_timeout_seconds(), self._headers_late

@@ -32,10 +32,11 @@ def _head(token: str, length: int) -> bytes:
 
 
 async def _trickle(
-    server: LiveServer, data: bytes, every: float, *, prefix: bytes = b""
+    server: LiveServer, data: bytes, every: float, *, prefix: bytes = b"", read_on: bool = False
 ) -> tuple[bytes, float]:
     """Send ``prefix`` at once, then ``data`` one byte every ``every`` s until the server
-    answers or closes; return what it sent back and when (seconds after connecting)."""
+    answers (or, ``read_on``, until it closes); return what it sent back and when (seconds
+    after connecting)."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
     started = time.monotonic()
     answer = b""
@@ -52,7 +53,7 @@ async def _trickle(
     reading = asyncio.create_task(read())
     try:
         for byte in data:
-            if answer or reading.done():
+            if reading.done() or (answer and not read_on):
                 break  # answered: a byte sent now would only make the server reset
             try:
                 writer.write(bytes([byte]))
@@ -122,6 +123,15 @@ async def test_slow_headers_are_cut_off(server):
         assert seconds < TIMEOUT + 10
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_client_trickling_a_body_answered_without_it_is_cut_off(server):
+    """No token: refused at once, without reading the body. Each byte the client goes on
+    sending would reset uvicorn's keep-alive timer; the header deadline still holds."""
+    head = b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n"
+    answer, seconds = await _trickle(server, b"x" * 200, every=0.25, prefix=head, read_on=True)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert seconds < TIMEOUT + 10
 
 
 async def test_an_idle_connection_is_closed_without_an_answer(server):
