@@ -108,6 +108,8 @@ def serve(
     """Serve the API, the dashboard at / and GraphiQL at /graphql."""
     import uvicorn
 
+    from app.http_protocol import NAME as HEADER_TIMEOUT_PROTOCOL
+
     settings = Settings()
     _upgrade(settings.database_url)
     if demo:
@@ -141,6 +143,8 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # h11 with a deadline for request headers (slow clients, docs/hardening.md).
+        http=HEADER_TIMEOUT_PROTOCOL,
     )
 
 

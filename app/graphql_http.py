@@ -7,6 +7,8 @@ Follows the GraphQL-over-HTTP specification (and passes graphql-http's audit):
 * ``POST`` carries ``application/json``; any other or no ``Content-Type`` is 415.
 * The answer is ``application/graphql-response+json`` when the client accepts it, else
   ``application/json``; an ``Accept`` that allows neither is 406.
+* JSON (the body, ``variables`` and ``extensions`` of a GET) is parsed strictly: nesting
+  too deep for the parser or numbers too long to convert are 400 like any other bad JSON.
 * A request error (unreadable body, bad parameters, a document that does not parse or
   validate, variables that cannot be coerced, a limit) has no ``data`` entry; in
   ``application/graphql-response+json`` it is answered with 400, in the legacy
@@ -25,7 +27,9 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.errors import BadRequest, CreditLensError, QueryTooComplex
+from app.body import CLOSE, BodyRefused, BodyTooLarge
+from db.ingestion.decoding import MalformedJson, decode
+from domain.errors import BadRequest, CreditLensError, QueryTooComplex, RequestTimeout
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -109,27 +113,33 @@ def negotiate(accept: str | None) -> str | None:
     return None if best is None else best[2]
 
 
-def too_large(cap: int) -> HTTPRefusal:
+def body_refusal(error: BodyRefused) -> HTTPRefusal:
+    """413 for a body over ``max_body_bytes``, 408 for one that did not arrive in time."""
+    if isinstance(error, BodyTooLarge):
+        cap = error.limits.max_bytes
+        return HTTPRefusal(
+            QueryTooComplex(
+                f"The request body is larger than {cap} bytes (setting max_body_bytes)."
+            ),
+            status=413,
+            headers=CLOSE,
+            extensions={"limit": "max_body_bytes", "maximum": cap},
+        )
     return HTTPRefusal(
-        QueryTooComplex(f"The request body is larger than {cap} bytes (setting max_body_bytes)."),
-        status=413,
-        extensions={"limit": "max_body_bytes", "maximum": cap},
+        RequestTimeout(str(error)),
+        headers=CLOSE,
+        extensions={"limit": "body_timeout_seconds", "maximum": error.limits.timeout_seconds},
     )
 
 
-async def read_body(request: Request, cap: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``cap`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise too_large(cap)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise too_large(cap)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _parse_json(text: bytes | str, what: str) -> Any:
+    """Strict JSON; too deep, too long a number, or not JSON is a 400 that says which."""
+    try:
+        return decode(text)
+    except MalformedJson as error:
+        raise _bad_request(
+            f"{what} is not valid JSON: {error.reason} (line {error.line}, column {error.column})."
+        ) from error
 
 
 def _bad_request(message: str) -> HTTPRefusal:
@@ -139,10 +149,7 @@ def _bad_request(message: str) -> HTTPRefusal:
 def _json_parameter(value: str | None, name: str) -> Any:
     if value is None or value == "":
         return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as error:
-        raise _bad_request(f"The {name} parameter is not valid JSON.") from error
+    return _parse_json(value, f"The {name} parameter")
 
 
 def _json_type(value: object) -> str:
@@ -205,19 +212,7 @@ def operations_of_body(
     """The operations of a POST body, and whether it was a batch (a JSON array)."""
     if not body.strip():
         raise _bad_request("The request body is empty: send a JSON object with a query.")
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise _bad_request(
-            f"The request body is not valid JSON: {error.msg} at line {error.lineno}, "
-            f"column {error.colno}."
-        ) from error
-    except UnicodeDecodeError as error:
-        raise _bad_request(f"The request body is not UTF-8 (byte {error.start}).") from error
-    except (ValueError, RecursionError) as error:
-        # Nesting deeper than the parser goes, or an integer past Python's 4,300 digits.
-        problem = "nested too deeply" if isinstance(error, RecursionError) else "a number too long"
-        raise _bad_request(f"The request body is not JSON that can be read: {problem}.") from error
+    data = _parse_json(body, "The request body")
     if not isinstance(data, list):
         return [_operation(data)], False
     if not batching:

@@ -8,12 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.auth import WWW_AUTHENTICATE, principal_of
-from app.rate_limit import rate_limited
+from app.auth import Authenticator, AuthRefused
+from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
+from app.body import CLOSE, BodyLimits, BodyRefused, BodyTooLarge, check_declared_length, read_body
+from app.metrics import Metrics
+from app.rate_limit import RateLimiter
 from app.settings import Settings
-from db.ingestion import IngestRejected, ingest, validate_events
+from db.ingestion import IngestRejected, IngestResult, ingest, validate_events
 from db.ingestion.decoding import MalformedJson, decode
 from domain.clock import Clock
+from domain.errors import CreditLensError, RequestTimeout, Unavailable
 from domain.scopes import TokenScope
 
 JSON_TYPES = {"application/json"}
@@ -21,29 +25,21 @@ NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl
 
 
 class BadBody(Exception):
-    def __init__(self, status: int, body: dict[str, object]) -> None:
+    """A refused request, in this route's JSON error shape (``error``, ``message``)."""
+
+    def __init__(
+        self, status: int, body: dict[str, object], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(body.get("message"))
         self.status = status
         self.body = body
+        self.headers = headers
 
 
-def _error(status: int, code: str, message: str, **extra: object) -> BadBody:
-    return BadBody(status, {"error": code, "message": message, **extra})
-
-
-async def read_capped(request: Request, cap: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``cap`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise _error(413, "body_too_large", f"The body is larger than {cap} bytes.", limit=cap)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise _error(413, "body_too_large", f"The body is larger than {cap} bytes.", limit=cap)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: object
+) -> BadBody:
+    return BadBody(status, {"error": code, "message": message, **extra}, headers)
 
 
 def _malformed(error: MalformedJson) -> BadBody:
@@ -118,69 +114,160 @@ def parse_ndjson(body: bytes, max_events: int, now: datetime) -> tuple[list[obje
     return events, numbers
 
 
+def _refused(
+    error: CreditLensError, *, headers: dict[str, str] | None = None, **extra: object
+) -> BadBody:
+    """A refusal in this route's shape, its code named after the domain error's."""
+    return _error(error.http_status, error.code.lower(), error.message, headers=headers, **extra)
+
+
+def _body_refusal(error: BodyRefused) -> BadBody:
+    limits = error.limits
+    if isinstance(error, BodyTooLarge):
+        return _error(
+            413,
+            "body_too_large",
+            f"The body is larger than {limits.max_bytes} bytes.",
+            headers=CLOSE,
+            limit=limits.max_bytes,
+        )
+    return _refused(RequestTimeout(str(error)), headers=CLOSE, limit=limits.timeout_seconds)
+
+
 class IngestRoute:
-    def __init__(self, settings: Settings, engine: AsyncEngine, clock: Clock) -> None:
+    """Reads the batch (before any connection), checks the token, then writes atomically."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        metrics: Metrics,
+        limiter: RateLimiter,
+        authenticator: Authenticator,
+        database_file: DatabaseFile,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
+        self.metrics = metrics
+        self.limiter = limiter
+        self.authenticator = authenticator
+        self.database_file = database_file
+        self.body_limits = BodyLimits(
+            settings.max_ingest_body_bytes, "max_ingest_body_bytes", settings.body_timeout_seconds
+        )
 
     async def handle(self, request: Request) -> Response:
-        async with self.engine.connect() as conn:
-            principal, reason = await principal_of(request, conn, self.settings, self.clock)
-        if principal is None:
-            return JSONResponse(
-                {"error": "unauthenticated", "message": reason},
-                status_code=401,
-                headers=WWW_AUTHENTICATE,
-            )
-        if principal.scope != TokenScope.INGEST:
-            return JSONResponse(
-                {
-                    "error": "forbidden",
-                    "message": "This token cannot ingest: create one with "
-                    "`creditlens token create --ingest`.",
-                },
-                status_code=403,
-            )
-        limited = rate_limited(request, principal.token_id)
-        if limited is not None:
-            return limited
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        settings = self.settings
+        """Answer one ``POST /v1/events``: ``{"accepted", "duplicates"}`` only once stored."""
         try:
-            if media_type not in JSON_TYPES | NDJSON_TYPES:
-                raise _error(
-                    415,
-                    "unsupported_media_type",
-                    "Send application/json (an array) or application/x-ndjson.",
-                )
-            encoding = request.headers.get("content-encoding", "identity").strip().lower()
-            if encoding != "identity":
-                raise _error(
-                    415,
-                    "unsupported_media_type",
-                    f"Content-Encoding {encoding!r} is not supported; send the body as is.",
-                )
-            body = await read_capped(request, settings.max_ingest_body_bytes)
-            lines: list[int] | None = None  # NDJSON: the line of each event, for its errors
-            if media_type in JSON_TYPES:
-                raws = parse_json_array(body, settings.max_ingest_events)
-            else:
-                raws, lines = parse_ndjson(body, settings.max_ingest_events, self.clock())
-            result = await ingest(self.engine, raws, now=self.clock())
+            return await self._handle(request)
         except BadBody as error:
-            return JSONResponse(error.body, status_code=error.status)
-        except IngestRejected as rejected:
-            return JSONResponse(
-                {
-                    "error": "invalid_events",
-                    "message": f"{len(rejected.errors)} problem(s) found; nothing was written.",
-                    "errors": [
-                        {**error.as_dict(), **({"line": lines[error.index]} if lines else {})}
-                        for error in rejected.errors
-                    ],
-                },
-                status_code=422,
-            )
-        request.app.state.metrics.events_ingested(result.accepted, result.duplicates)
+            return JSONResponse(error.body, status_code=error.status, headers=error.headers)
+
+    async def _handle(self, request: Request) -> Response:
+        token, body = await self._receive(request)
+        try:
+            self.database_file.check()
+            result = await self._store(request, token, body)
+            # Committed, but to the file this server opened: if that file is gone, the
+            # events are gone with it, and must not be acknowledged.
+            self.database_file.check()
+        except Unavailable as error:
+            raise _unavailable(error) from error
+        except BadBody:
+            raise
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            raise _unavailable(unavailable()) from error
+        self.metrics.events_ingested(result.accepted, result.duplicates)
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
+
+    async def _receive(self, request: Request) -> tuple[str, bytes]:
+        """The token and the whole body, before any connection is taken: a slow producer
+        holds only its socket."""
+        try:
+            check_declared_length(request, self.body_limits)
+            token = self.authenticator.token(request)
+            return token, await read_body(request, self.body_limits)
+        except BodyRefused as error:
+            raise _body_refusal(error) from error
+        except AuthRefused as refused:
+            raise self._auth_refusal(refused) from refused
+
+    async def _store(self, request: Request, token: str, body: bytes) -> IngestResult:
+        try:
+            principal = await self.authenticator.principal(request, token, self.engine.connect)
+        except AuthRefused as refused:
+            raise self._auth_refusal(refused) from refused
+        if principal.scope != TokenScope.INGEST:
+            raise _error(
+                403,
+                "forbidden",
+                "This token cannot ingest: create one with `creditlens token create --ingest`.",
+            )
+        decision = self.limiter.take(("ingest", principal.token_id))
+        if not decision.allowed:
+            self.metrics.rate_limited("ingest")
+            raise _error(
+                429,
+                "rate_limited",
+                f"Too many ingestion requests for this token: at most "
+                f"{self.limiter.per_minute} per minute (setting "
+                f"ingest_rate_limit_per_minute). Retry in {decision.retry_after} s.",
+                headers={"Retry-After": str(decision.retry_after)},
+                retry_after=decision.retry_after,
+            )
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in JSON_TYPES | NDJSON_TYPES:
+            raise _error(
+                415,
+                "unsupported_media_type",
+                "Send application/json (an array) or application/x-ndjson.",
+            )
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise _error(
+                415,
+                "unsupported_media_type",
+                f"Content-Encoding {encoding!r} is not supported; send the body as is.",
+            )
+        max_events = self.settings.max_ingest_events
+        lines: list[int] | None = None  # NDJSON: the line of each event, for its errors
+        if media_type in JSON_TYPES:
+            raws = parse_json_array(body, max_events)
+        else:
+            raws, lines = parse_ndjson(body, max_events, self.clock())
+        try:
+            return await ingest(self.engine, raws, now=self.clock())
+        except IngestRejected as rejected:
+            raise _rejected(rejected, lines) from rejected
+
+    def _auth_refusal(self, refused: AuthRefused) -> BadBody:
+        if refused.retry_after is None:
+            return _refused(refused.error, headers=refused.headers)
+        self.metrics.rate_limited("authentication")
+        return _refused(refused.error, headers=refused.headers, retry_after=refused.retry_after)
+
+
+def _rejected(rejected: IngestRejected, lines: list[int] | None) -> BadBody:
+    """The 422 listing every bad event (with its NDJSON line); nothing was written."""
+    return _error(
+        422,
+        "invalid_events",
+        f"{len(rejected.errors)} problem(s) found; nothing was written.",
+        errors=[
+            {**error.as_dict(), **({"line": lines[error.index]} if lines else {})}
+            for error in rejected.errors
+        ],
+    )
+
+
+def _unavailable(error: Unavailable) -> BadBody:
+    return _refused(
+        error,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        retry_after=RETRY_AFTER_SECONDS,
+    )

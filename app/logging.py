@@ -3,6 +3,12 @@
 The request log line (``creditlens.http``) carries the request id, the viewer, the GraphQL
 operation name, status and duration as record attributes; the JSON formatter writes them as
 keys, the plain one appends them as ``key=value``.
+
+Request data (a path, an operation name, a header) must never forge a line (issue 10,
+class 7). JSON escapes every control character by itself. The plain format escapes them
+too (``\\n``, ``\\x1b``, ``\\u202e``...), quotes a value with a space, a quote or an
+``=`` so it cannot pose as another ``key=value``, and indents every line of a traceback,
+so any line that starts at the margin is a record this formatter wrote.
 """
 
 from __future__ import annotations
@@ -38,14 +44,58 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def escape(text: str) -> str:
+    """``text`` with backslashes, quotes and every unprintable character escaped."""
+    if text.isprintable() and "\\" not in text and '"' not in text:
+        return text
+    out = []
+    for char in text:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
+
+
+def _value(value: object) -> str:
+    text = escape(str(value))
+    if not text or any(char in text for char in ' "='):
+        return f'"{text}"'
+    return text
+
+
 class PlainFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+    """``time LEVEL logger message key=value ...``, one line, then an indented traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        return f"{line} {extras}" if extras else line
+        line = (
+            f"{self.formatTime(record)} {record.levelname} {record.name} "
+            f"{escape(record.getMessage())}"
+        )
+        extras = " ".join(f"{key}={_value(value)}" for key, value in _extras(record).items())
+        if extras:
+            line = f"{line} {extras}"
+        if record.exc_info:
+            line = f"{line}\n{_indented(self.formatException(record.exc_info))}"
+        if record.stack_info:
+            line = f"{line}\n{_indented(self.formatStack(record.stack_info))}"
+        return line
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape(line) for line in text.splitlines())
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):

@@ -2,87 +2,46 @@
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import Authenticator
+from app.availability import DatabaseFile
 from app.cors import cors_middleware
 from app.dashboard import dashboard
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.logging import configure_logging
 from app.metrics import Metrics
+from app.observer import RequestObserver
 from app.ops import healthz, metrics_endpoint, readyz
 from app.pages import static_files
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
+from domain.errors import BadRequest, NotFound, Unavailable
 from graphql_schema.schema import build_schema
 
-log = logging.getLogger("creditlens.http")
-
-
-class RequestObserver:
-    """Gives each request an id (``X-Request-ID``), counts it and times it."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
-            self.metrics.inc(
-                "creditlens_requests_total",
-                "HTTP requests answered.",
-                path=path,
-                status=str(status),
-            )
-            self.metrics.observe_latency(elapsed, path=path)
-            state = scope.get("state", {})
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "viewer": state.get("viewer"),
-                    "operation": state.get("operation"),
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
-
-
 GRAPHQL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_KNOWN_PATHS = {"/graphql", "/v1/events", "/healthz", "/readyz", "/metrics"}
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """starlette's own refusals (no such route: 404, wrong method: 405) as JSON too."""
+    assert isinstance(error, HTTPException)
+    code = (NotFound if error.status_code == 404 else BadRequest).code.lower()
+    return JSONResponse(
+        {"error": code, "message": f"{error.detail} ({request.method})."},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
@@ -94,32 +53,59 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     configure_logging(settings)
     metrics = Metrics()
     schema = build_schema(settings)
-    limiter = RateLimiter(settings.rate_limit_per_minute, clock)
-    ingest_limiter = RateLimiter(settings.ingest_rate_limit_per_minute, clock)
+    database_file = DatabaseFile(settings.database_url)
+    authenticator = Authenticator(
+        settings, clock, failures=RateLimiter(settings.auth_failures_per_minute, clock)
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Remember which file this server opened; if it is not there yet, /readyz says so.
+        with suppress(Unavailable):
+            database_file.check()
         yield
         await engine.dispose()
 
-    graphql = GraphQLRoute(schema, settings, engine, clock, metrics=metrics, limiter=limiter)
+    graphql = GraphQLRoute(
+        schema,
+        settings,
+        engine,
+        clock,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_per_minute, clock),
+        authenticator=authenticator,
+        database_file=database_file,
+    )
+    ingest = IngestRoute(
+        settings,
+        engine,
+        clock,
+        metrics=metrics,
+        limiter=RateLimiter(settings.ingest_rate_limit_per_minute, clock),
+        authenticator=authenticator,
+        database_file=database_file,
+    )
     routes = [
         # Every method reaches the handler, which answers 405 in the GraphQL shape.
         Route("/graphql", graphql.handle, methods=list(GRAPHQL_METHODS)),
-        Route("/v1/events", IngestRoute(settings, engine, clock).handle, methods=["POST"]),
+        Route("/v1/events", ingest.handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz(engine), methods=["GET"]),
-        Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        Route("/readyz", readyz(engine, database_file), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(metrics, settings.metrics_token), methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", app=static_files(), name="static"),
     ]
-    middleware = [Middleware(RequestObserver, metrics=metrics)]
-    middleware.append(cors_middleware(settings.cors_allowed_origins))
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    middleware = [
+        Middleware(RequestObserver, metrics=metrics),
+        cors_middleware(settings.cors_allowed_origins),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    # The one entry tests and tools read (the engine the app made); everything else is
+    # passed to the routes that use it.
     app.state.engine = engine
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.rate_limiter = limiter
-    app.state.ingest_rate_limiter = ingest_limiter
-    app.state.schema = schema
     return app

@@ -19,9 +19,6 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from domain.clock import Clock
 
 
@@ -39,7 +36,8 @@ class Decision:
 
 
 class RateLimiter:
-    """Token buckets keyed by caller (a token id). ``per_minute == 0`` disables the limit."""
+    """Token buckets keyed by caller (a token id, or a client address for failed
+    authentications). ``per_minute == 0`` disables the limit."""
 
     def __init__(self, per_minute: int, clock: Clock, *, max_callers: int = 100_000) -> None:
         self.per_minute = per_minute
@@ -71,15 +69,23 @@ class RateLimiter:
         self._buckets.move_to_end(key)
         return bucket
 
-    def take(self, key: object, amount: float = 1.0) -> Decision:
-        """Take ``amount`` if at least one token is there (a costly request may overdraw
-        the bucket; the caller then waits until it is back above one)."""
+    def peek(self, key: object) -> Decision:
+        """Whether ``take`` would allow ``key`` now, without taking anything."""
         if not self.enabled:
             return Decision(True, 0, 0)
         bucket = self._bucket(key)
         if bucket.tokens < 1.0:
             missing = 1.0 - bucket.tokens
             return Decision(False, max(1, math.ceil(missing * 60.0 / self.per_minute)), 0)
+        return Decision(True, 0, math.floor(bucket.tokens))
+
+    def take(self, key: object, amount: float = 1.0) -> Decision:
+        """Take ``amount`` if at least one token is there (a costly request may overdraw
+        the bucket; the caller then waits until it is back above one)."""
+        decision = self.peek(key)
+        if not decision.allowed or not self.enabled:
+            return decision
+        bucket = self._buckets[key]
         bucket.tokens -= amount
         return Decision(True, 0, max(0, math.floor(bucket.tokens)))
 
@@ -87,27 +93,3 @@ class RateLimiter:
         """Take ``amount`` more after the fact (the cost of a query, known once validated)."""
         if self.enabled and amount > 0:
             self._bucket(key).tokens -= amount
-
-
-def rate_limited(request: Request, token_id: int) -> Response | None:
-    """The 429 answer of ``/v1/events`` when the ingest token's bucket is empty, else None.
-
-    Called by the ingestion route after authentication; its limiter and metrics live on
-    ``app.state`` (made in ``create_app``).
-    """
-    limiter: RateLimiter = request.app.state.ingest_rate_limiter
-    decision = limiter.take(("ingest", token_id))
-    if decision.allowed:
-        return None
-    request.app.state.metrics.rate_limited("ingest")
-    return JSONResponse(
-        {
-            "error": "rate_limited",
-            "message": f"Too many ingestion requests for this token: at most "
-            f"{limiter.per_minute} per minute (setting ingest_rate_limit_per_minute). "
-            f"Retry in {decision.retry_after} s.",
-            "retry_after": decision.retry_after,
-        },
-        status_code=429,
-        headers={"Retry-After": str(decision.retry_after)},
-    )

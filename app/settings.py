@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     max_batch_operations: int = Field(
         default=10, ge=1, description="Operations in one batched request (when batching)."
     )
+    # Time limits (docs/hardening.md): a slow client or a heavy query holds a socket for at
+    # most this long, and never a database connection while its request arrives.
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="From connection (or the previous answer) to headers."
+    )
+    body_timeout_seconds: float = Field(
+        default=30, gt=0, description="To receive a whole body, read before any database work."
+    )
+    execution_timeout_seconds: float = Field(
+        default=10, gt=0, description="GraphQL work of one request, then QUERY_TOO_COMPLEX."
+    )
+    auth_failures_per_minute: int = Field(
+        default=60, ge=0, description="Failed token checks per client address; 0 disables"
+    )
     # Rate limits per access token (docs/hardening.md): in-process token buckets.
     rate_limit_per_minute: int = Field(default=600, ge=0, description="0 disables")
     rate_limit_cost_aware: bool = Field(
@@ -51,6 +65,8 @@ class Settings(BaseSettings):
     cors_allowed_origins: list[str] = Field(default_factory=list)
     log_json: bool = False
     log_level: str = "INFO"
+    # When set, GET /metrics needs 'Authorization: Bearer <metrics_token>'.
+    metrics_token: SecretStr | None = None
 
     # Token hashing pepper: a server secret mixed into every stored token hash, so a
     # leaked database alone cannot be used to check guessed tokens offline.

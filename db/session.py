@@ -34,6 +34,22 @@ class RequestDatabase:
                 self._connection = await self._engine.connect()
             yield self._connection
 
+    async def interrupt(self) -> None:
+        """Make the statement running on this request's connection fail now (any task).
+
+        For a request stopped by its time limit. Cancelling the task is enough on
+        PostgreSQL (asyncpg cancels the query on the server), not on SQLite: aiosqlite runs
+        the statement in its thread, and closing the cancelled connection waits for it to
+        finish. sqlite3's interrupt is thread-safe and ends it at its next step.
+        """
+        connection = self._connection  # no lock: the running field holds it
+        if connection is None or connection.dialect.name != "sqlite":
+            return
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is not None:
+            await driver.interrupt()
+
     async def close(self) -> None:
         """Close the connection once no field is using it; later uses are refused."""
         async with self._lock:

@@ -8,7 +8,9 @@
     ├── InvalidInput         BAD_USER_INPUT              400
     ├── BadRequest           BAD_REQUEST                 400  (method, media type, body)
     ├── QueryTooComplex      QUERY_TOO_COMPLEX           400  (413 for a body too large)
-    └── RateLimited          RATE_LIMITED                429
+    ├── RequestTimeout       REQUEST_TIMEOUT             408  (the body did not arrive in time)
+    ├── RateLimited          RATE_LIMITED                429
+    └── Unavailable          SERVICE_UNAVAILABLE         503  (the database cannot be reached)
 
 GraphQL sends ``code`` as ``extensions.code`` (``graphql_schema.error_codes``); refusals
 before execution become HTTP answers of ``http_status`` (``app.graphql_http``). Two codes
@@ -83,3 +85,13 @@ class QueryTooComplex(CreditLensError):
 class RateLimited(CreditLensError):
     code = "RATE_LIMITED"
     http_status = 429
+
+
+class RequestTimeout(CreditLensError):
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+
+
+class Unavailable(CreditLensError):
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503

@@ -1,0 +1,116 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with a deadline for request headers.
+
+uvicorn bounds the size of request headers (``h11_max_incomplete_event_size``, 16 KiB: 400
+beyond) and the idle time between requests (``timeout_keep_alive``), but not the time a
+client may take to send its headers: its keep-alive timer is cancelled by the first byte
+of a request, so a client sending one header byte every few seconds (slowloris) holds its
+connection forever. No database connection is at stake (the application is not called
+before the headers are complete), but sockets and memory are.
+
+This protocol closes such a connection ``header_timeout_seconds`` after it opened or after
+its previous answer: with ``408`` and a JSON body when part of the headers had arrived,
+silently otherwise. The same deadline holds a client that goes on sending a body the
+application answered without reading (the keep-alive timer would be reset by each byte).
+``creditlens serve`` runs uvicorn with it; the setting is read in each worker process,
+because uvicorn loads the protocol by name there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from functools import cache
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+
+from app.settings import Settings
+from domain.errors import RequestTimeout
+
+log = logging.getLogger("creditlens.http")
+NAME = "app.http_protocol:HeaderTimeoutProtocol"
+
+
+@cache
+def header_timeout_seconds() -> float:
+    """The setting, read once per worker process."""
+    return Settings().header_timeout_seconds
+
+
+def _timeout_answer(seconds: float) -> bytes:
+    error = RequestTimeout(
+        f"The request headers did not arrive within {seconds:g} s (setting header_timeout_seconds)."
+    )
+    body = json.dumps({"error": error.code.lower(), "message": error.message}).encode()
+    head = (
+        f"HTTP/1.1 {error.http_status} Request Timeout\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """``H11Protocol`` that closes connections whose request headers are late."""
+
+    _header_deadline: asyncio.TimerHandle | None = None
+    _upgraded = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_headers()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The connection now belongs to the WebSocket protocol: no more HTTP deadlines.
+        self._upgraded = True
+        self._disarm()
+        super().handle_websocket_upgrade(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Armed while no request is in the application's hands: before the headers of a
+        request are complete, and after its answer (a client trickling the rest of a body
+        the application did not need is held to the same deadline)."""
+        # uvicorn types ``cycle`` as always set; it is None until the first request.
+        cycle: RequestResponseCycle | None = self.cycle
+        idle = cycle is None or cycle.response_complete
+        waiting = idle and not self._upgraded and not self.transport.is_closing()
+        if waiting and self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(
+                header_timeout_seconds(), self._headers_late
+            )
+        elif not waiting:
+            self._disarm()
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        pending, _ = self.conn.trailing_data
+        if pending and self.conn.their_state is h11.IDLE:
+            seconds = header_timeout_seconds()
+            log.info(
+                "request headers timed out",
+                extra={"client": self.client[0] if self.client else None, "status": 408},
+            )
+            self.transport.write(_timeout_answer(seconds))
+        self._unset_keepalive_if_required()
+        self.transport.close()

@@ -1,0 +1,79 @@
+"""A real ``creditlens serve`` process on a free loopback port, for tests that need real
+sockets (slow clients, disconnects). Its log goes to a file the test can read."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    host: str
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def live_server(database_url: str, log: Path, **settings: object) -> Iterator[LiveServer]:
+    """``creditlens serve`` with ``CREDITLENS_<NAME>`` for each keyword; killed on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CREDITLENS_DATABASE_URL": database_url,
+        "CREDITLENS_LOG_JSON": "true",
+        **{f"CREDITLENS_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    command = [sys.executable, "-c", "from app.cli import main; main()"]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    server = LiveServer("127.0.0.1", port, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, server.log_text()
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
