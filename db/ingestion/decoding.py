@@ -43,4 +43,7 @@ def decode(text: bytes | str, *, line: int = 1) -> object:
         raise MalformedJson("the JSON is nested too deeply", line, 1, 0) from error
     except ValueError as error:
         # NaN/Infinity, or an integer too long to convert: not placed by the decoder.
-        raise MalformedJson(str(error).split(";")[0], line, 1, 0) from error
+        reason = str(error).split(";")[0]
+        if "digits" in reason:  # Python's own wording names a setting no client has
+            reason = "a number too long (more than 4300 digits)"
+        raise MalformedJson(reason, line, 1, 0) from error
