@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -168,6 +169,7 @@ class IngestRoute:
 
     async def _handle(self, request: Request) -> Response:
         token, body = await self._receive(request)
+        started = time.perf_counter()
         try:
             self.database_file.check()
             result = await self._store(request, token, body)
@@ -182,7 +184,9 @@ class IngestRoute:
             if not is_outage(error):
                 raise
             raise _unavailable(unavailable()) from error
-        self.metrics.events_ingested(result.accepted, result.duplicates)
+        self.metrics.events_ingested(
+            result.accepted, result.duplicates, time.perf_counter() - started
+        )
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
 
     async def _receive(self, request: Request) -> tuple[str, bytes]:

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         settings.database_url, echo=settings.database_echo, pool_size=settings.pool_size
     )
     configure_logging(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_multiprocess_dir)
     schema = build_schema(settings)
     database_file = DatabaseFile(settings.database_url)
     authenticator = Authenticator(

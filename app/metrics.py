@@ -1,79 +1,133 @@
-"""Prometheus counters and a latency histogram, in the text exposition format."""
+"""Prometheus metrics through ``prometheus_client``, summed across workers.
+
+Each application has its own ``CollectorRegistry`` (tests build many applications in one
+process; the library's global registry would refuse the second). Under
+``creditlens serve --workers N`` every worker writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (``serve`` makes and empties that directory before the workers
+start), and ``render`` reads all of them: whichever worker answers ``/metrics`` reports the
+whole server, as one process did before.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-
-def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
-    if not pairs:
-        return ""
-    inner = ",".join(f'{key}="{value.replace(chr(34), "")}"' for key, value in pairs)
-    return "{" + inner + "}"
+# The ``_created`` series double every counter and mean nothing once summed across workers.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
 
 
 class Metrics:
-    """Process-local metrics; each worker exposes its own, as Prometheus expects."""
+    """The service's counters and histograms; ``multiprocess_dir`` set: across workers."""
 
-    def __init__(self) -> None:
-        self.counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(
-            lambda: defaultdict(float)
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "creditlens_requests", "HTTP requests answered.", ["path", "status"], registry=registry
         )
-        self.help: dict[str, str] = {}
-        self.histogram: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        self.latency = Histogram(
+            "creditlens_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.graphql_errors = Counter(
+            "creditlens_graphql_errors", "GraphQL errors answered, by code.", ["code"],
+            registry=registry,
+        )  # fmt: skip
+        self.ingested = Counter(
+            "creditlens_events_ingested", "Usage events stored.", registry=registry
+        )
+        self.duplicates = Counter(
+            "creditlens_events_duplicate",
+            "Usage events received again and not counted twice.",
+            registry=registry,
+        )
+        self.ingest_latency = Histogram(
+            "creditlens_ingest_duration_seconds",
+            "Time to validate and commit one ingestion batch (POST /v1/events).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.limited = Counter(
+            "creditlens_rate_limited",
+            "Requests refused by a rate limit.",
+            ["surface"],
+            registry=registry,
+        )
+        self.redis_errors = Counter(
+            "creditlens_redis_errors",
+            "Redis calls that failed; the service went on without Redis (docs/deploy.md).",
+            ["operation"],
+            registry=registry,
+        )
 
-    def inc(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
-        self.help[name] = help_text
-        self.counters[name][tuple(sorted(labels.items()))] += amount
+    def request(self, path: str, status: int, seconds: float) -> None:
+        """One HTTP answer and its latency."""
+        self.requests.labels(path=path, status=str(status)).inc()
+        self.latency.labels(path=path).observe(seconds)
 
     def graphql_error(self, code: str) -> None:
         """One error sent to a GraphQL client, by ``extensions.code``."""
-        self.inc("creditlens_graphql_errors_total", "GraphQL errors answered, by code.", code=code)
+        self.graphql_errors.labels(code=code).inc()
 
-    def events_ingested(self, accepted: int, duplicates: int) -> None:
+    def events_ingested(self, accepted: int, duplicates: int, seconds: float = 0.0) -> None:
         """The outcome of one ingestion batch (the hook ``/v1/events`` calls)."""
-        self.inc("creditlens_events_ingested_total", "Usage events stored.", amount=accepted)
-        self.inc(
-            "creditlens_events_duplicate_total",
-            "Usage events received again and not counted twice.",
-            amount=duplicates,
-        )
+        self.ingested.inc(accepted)
+        self.duplicates.inc(duplicates)
+        self.ingest_latency.observe(seconds)
 
     def rate_limited(self, surface: str) -> None:
-        self.inc(
-            "creditlens_rate_limited_total",
-            "Requests refused by a rate limit.",
-            surface=surface,
-        )
+        """One request refused by the limit of ``surface``."""
+        self.limited.labels(surface=surface).inc()
 
-    def observe_latency(self, seconds: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        # Per bucket counts, then sum and count at the end.
-        slots = self.histogram.setdefault(key, [0.0] * (len(LATENCY_BUCKETS) + 2))
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                slots[index] += 1
-        slots[-2] += seconds
-        slots[-1] += 1
+    def redis_error(self, operation: str) -> None:
+        """One Redis call that failed (the caller degraded as documented)."""
+        self.redis_errors.labels(operation=operation).inc()
 
     def render(self) -> str:
-        lines: list[str] = []
-        for name, series in sorted(self.counters.items()):
-            lines.append(f"# HELP {name} {self.help[name]}")
-            lines.append(f"# TYPE {name} counter")
-            for labels, value in sorted(series.items()):
-                lines.append(f"{name}{_labels(labels)} {value:g}")
-        name = "creditlens_request_duration_seconds"
-        lines.append(f"# HELP {name} Time to answer an HTTP request.")
-        lines.append(f"# TYPE {name} histogram")
-        for labels, slots in sorted(self.histogram.items()):
-            for index, bound in enumerate(LATENCY_BUCKETS):
-                lines.append(
-                    f"{name}_bucket{_labels((*labels, ('le', f'{bound:g}')))} {slots[index]:g}"
-                )
-            lines.append(f"{name}_bucket{_labels((*labels, ('le', '+Inf')))} {slots[-1]:g}")
-            lines.append(f"{name}_sum{_labels(labels)} {slots[-2]:.6f}")
-            lines.append(f"{name}_count{_labels(labels)} {slots[-1]:g}")
-        return "\n".join(lines) + "\n"
+        """The text exposition of this process, or of every worker in multiprocess mode."""
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            # Registers itself on ``registry``; untyped in the library.
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return exposition(registry)
+        return exposition(self.registry)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    """The Prometheus text format (0.0.4), as ``generate_latest`` writes it but with the
+    labels in the order the service has always written them: ``le`` last, after ``path``
+    (``generate_latest`` sorts them; dashboards and our tests match on the old lines)."""
+    lines: list[str] = []
+    for metric in registry.collect():
+        name = metric.name + ("_total" if metric.type == "counter" else "")
+        lines.append(f"# HELP {name} {_escape(metric.documentation)}")
+        lines.append(f"# TYPE {name} {metric.type}")
+        for sample in metric.samples:
+            keys = sorted(key for key in sample.labels if key != "le")
+            keys += ["le"] if "le" in sample.labels else []
+            labels = ",".join(f'{key}="{_escape(sample.labels[key])}"' for key in keys)
+            lines.append(
+                f"{sample.name}{{{labels}}} {_number(sample.value)}"
+                if labels
+                else f"{sample.name} {_number(sample.value)}"
+            )
+    return "\n".join(lines) + "\n"

@@ -85,13 +85,7 @@ class RequestObserver:
         finally:
             elapsed = time.perf_counter() - started
             path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
-            self.metrics.inc(
-                "creditlens_requests_total",
-                "HTTP requests answered.",
-                path=path,
-                status=str(status),
-            )
-            self.metrics.observe_latency(elapsed, path=path)
+            self.metrics.request(path, status, elapsed)
             state = scope.get("state", {})
             log.info(
                 message,

@@ -88,3 +88,14 @@ class Settings(BaseSettings):
     # Document analysis (issue 10, docs/hardening.md): the selections one cost estimate
     # may visit before the document is refused as QUERY_TOO_COMPLEX.
     max_analysis_steps: int = Field(default=10_000, ge=100)
+
+    # Many workers, one truth (issue 16, docs/deploy.md). With a Redis URL, rate limits and
+    # live usage are shared by every worker and host; without one they are per process.
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://host:6379/0; optional, needed for --workers > 1"
+    )
+    # prometheus_client's own variable (set by `creditlens serve`): the directory where
+    # every worker writes its metric values, so /metrics sums them.
+    metrics_multiprocess_dir: str | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
