@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
-from app.rate_limit import RateLimiter
+from app.rate_limit import Limiter
 from app.settings import Settings
 from db.queries.tokens import Principal, authenticate, hash_token
 from domain.clock import Clock
@@ -87,7 +87,7 @@ class Authenticator:
         settings: Settings,
         clock: Clock,
         *,
-        failures: RateLimiter,
+        failures: Limiter,
         remembered: int = 10_000,
     ) -> None:
         self._pepper = settings.token_pepper.get_secret_value()
@@ -112,7 +112,7 @@ class Authenticator:
         address = request.client.host if request.client is not None else ""
         digest = hash_token(token, self._pepper)
         if self._failures.enabled and digest not in self._valid:
-            decision = self._failures.peek(address)
+            decision = await self._failures.peek(address)
             if not decision.allowed:
                 raise AuthRefused(
                     RateLimited(
@@ -129,7 +129,7 @@ class Authenticator:
             )
         if principal is None:
             self._valid.pop(digest, None)
-            self._failures.take(address)
+            await self._failures.take(address)
             raise AuthRefused(Unauthenticated(INVALID), headers=WWW_AUTHENTICATE)
         self._valid[digest] = None
         self._valid.move_to_end(digest)

@@ -40,7 +40,7 @@ from app.graphql_http import (
     operations_of_get,
 )
 from app.metrics import Metrics
-from app.rate_limit import RateLimiter
+from app.rate_limit import Limiter
 from app.settings import Settings
 from db.session import RequestDatabase
 from domain.clock import Clock
@@ -80,7 +80,7 @@ class GraphQLRoute:
         clock: Clock,
         *,
         metrics: Metrics,
-        limiter: RateLimiter,
+        limiter: Limiter,
         authenticator: Authenticator,
         database_file: DatabaseFile,
     ) -> None:
@@ -134,7 +134,7 @@ class GraphQLRoute:
         try:
             self.database_file.check()
             context = await self._authenticate(request, token, db)
-            self._take_request(context.token_id)
+            await self._take_request(context.token_id)
             if request.method == "GET":
                 operations, batch = operations_of_get(request), False
             else:
@@ -148,7 +148,7 @@ class GraphQLRoute:
                 results = await self._execute_all(request, operations, context)
             finally:
                 request.state.operation = ",".join(context.operation_names) or None
-            self._charge_cost(context.token_id, context)
+            await self._charge_cost(context.token_id, context)
         except HTTPRefusal:
             raise
         except Unavailable as error:
@@ -174,9 +174,9 @@ class GraphQLRoute:
             raise self._auth_refusal(refused) from refused
         return token, body
 
-    def _take_request(self, token_id: int) -> None:
+    async def _take_request(self, token_id: int) -> None:
         """One request from the token's bucket, or 429."""
-        decision = self.limiter.take(("graphql", token_id))
+        decision = await self.limiter.take(("graphql", token_id))
         if decision.allowed:
             return
         self.metrics.rate_limited("graphql")
@@ -295,11 +295,11 @@ class GraphQLRoute:
                 BadRequest(error.as_http_error_reason()), code=VALIDATION_FAILED
             ) from error
 
-    def _charge_cost(self, token_id: int, context: Context) -> None:
+    async def _charge_cost(self, token_id: int, context: Context) -> None:
         """Cost-aware limits charge what the queries cost beyond the one token taken."""
         if self.settings.rate_limit_cost_aware:
             units = math.ceil(context.query_cost / self.settings.rate_limit_cost_unit)
-            self.limiter.charge(("graphql", token_id), max(0, units - 1))
+            await self.limiter.charge(("graphql", token_id), max(0, units - 1))
 
     def _respond(self, results: list[ExecutionResult], batch: bool, media_type: str) -> Response:
         payloads = []

@@ -13,7 +13,7 @@ from app.auth import Authenticator, AuthRefused
 from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
 from app.body import CLOSE, BodyLimits, BodyRefused, BodyTooLarge, check_declared_length, read_body
 from app.metrics import Metrics
-from app.rate_limit import RateLimiter
+from app.rate_limit import Limiter
 from app.settings import Settings
 from db.ingestion import IngestRejected, IngestResult, ingest, validate_events
 from db.ingestion.decoding import MalformedJson, decode
@@ -145,7 +145,7 @@ class IngestRoute:
         clock: Clock,
         *,
         metrics: Metrics,
-        limiter: RateLimiter,
+        limiter: Limiter,
         authenticator: Authenticator,
         database_file: DatabaseFile,
     ) -> None:
@@ -212,7 +212,7 @@ class IngestRoute:
                 "forbidden",
                 "This token cannot ingest: create one with `creditlens token create --ingest`.",
             )
-        decision = self.limiter.take(("ingest", principal.token_id))
+        decision = await self.limiter.take(("ingest", principal.token_id))
         if not decision.allowed:
             self.metrics.rate_limited("ingest")
             raise _error(

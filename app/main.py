@@ -23,8 +23,10 @@ from app.metrics import Metrics
 from app.observer import RequestObserver
 from app.ops import healthz, metrics_endpoint, readyz
 from app.pages import static_files
-from app.rate_limit import RateLimiter
+from app.rate_limit import Limiter
+from app.redis_client import redis_client
 from app.settings import Settings
+from app.shared_rate_limit import Outage, make_limiter
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
 from domain.errors import BadRequest, NotFound, Unavailable
@@ -54,8 +56,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     metrics = Metrics(settings.metrics_multiprocess_dir)
     schema = build_schema(settings)
     database_file = DatabaseFile(settings.database_url)
+    redis = redis_client(settings)
+    outage = Outage()
+
+    def limiter(name: str, per_minute: int) -> Limiter:
+        return make_limiter(name, per_minute, clock, redis=redis, metrics=metrics, outage=outage)
+
     authenticator = Authenticator(
-        settings, clock, failures=RateLimiter(settings.auth_failures_per_minute, clock)
+        settings, clock, failures=limiter("auth_failures", settings.auth_failures_per_minute)
     )
 
     @asynccontextmanager
@@ -65,6 +73,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             database_file.check()
         yield
         await engine.dispose()
+        if redis is not None:
+            await redis.aclose()
 
     graphql = GraphQLRoute(
         schema,
@@ -72,7 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         engine,
         clock,
         metrics=metrics,
-        limiter=RateLimiter(settings.rate_limit_per_minute, clock),
+        limiter=limiter("graphql", settings.rate_limit_per_minute),
         authenticator=authenticator,
         database_file=database_file,
     )
@@ -81,7 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         engine,
         clock,
         metrics=metrics,
-        limiter=RateLimiter(settings.ingest_rate_limit_per_minute, clock),
+        limiter=limiter("ingest", settings.ingest_rate_limit_per_minute),
         authenticator=authenticator,
         database_file=database_file,
     )

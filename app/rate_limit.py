@@ -6,8 +6,9 @@ bucket empty is refused with 429 and ``Retry-After``: the whole seconds until a 
 
 The buckets live in the worker's memory, so with N uvicorn workers (or hosts) each has its own
 buckets and a client may get up to N times the limit, depending on how the balancer spreads
-it. That is the accepted trade for a stateless service without a shared store; put the limit
-in the load balancer or a shared store (Redis) when that matters.
+it. With ``CREDITLENS_REDIS_URL`` set the same buckets live in Redis instead
+(``app/shared_rate_limit.py``), behind the ``Limiter`` protocol below; this in-process one
+stays the default, and the fallback while Redis is down.
 
 Time comes from the application's clock, so tests move it instead of sleeping; a clock that
 steps backwards refills nothing.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from domain.clock import Clock
 
@@ -33,6 +35,21 @@ class Decision:
     allowed: bool
     retry_after: int  # seconds; 0 when allowed
     remaining: int
+
+
+class Limiter(Protocol):
+    """What the routes need of a rate limiter, in process or shared."""
+
+    per_minute: int
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def peek(self, key: object) -> Decision: ...
+
+    async def take(self, key: object, amount: float = 1.0) -> Decision: ...
+
+    async def charge(self, key: object, amount: float) -> None: ...
 
 
 class RateLimiter:
@@ -69,8 +86,12 @@ class RateLimiter:
         self._buckets.move_to_end(key)
         return bucket
 
-    def peek(self, key: object) -> Decision:
+    async def peek(self, key: object) -> Decision:
         """Whether ``take`` would allow ``key`` now, without taking anything."""
+        return self.peek_now(key)
+
+    def peek_now(self, key: object) -> Decision:
+        """``peek`` without a suspension point."""
         if not self.enabled:
             return Decision(True, 0, 0)
         bucket = self._bucket(key)
@@ -79,17 +100,25 @@ class RateLimiter:
             return Decision(False, max(1, math.ceil(missing * 60.0 / self.per_minute)), 0)
         return Decision(True, 0, math.floor(bucket.tokens))
 
-    def take(self, key: object, amount: float = 1.0) -> Decision:
+    async def take(self, key: object, amount: float = 1.0) -> Decision:
         """Take ``amount`` if at least one token is there (a costly request may overdraw
         the bucket; the caller then waits until it is back above one)."""
-        decision = self.peek(key)
+        return self.take_now(key, amount)
+
+    def take_now(self, key: object, amount: float = 1.0) -> Decision:
+        """``take`` without a suspension point."""
+        decision = self.peek_now(key)
         if not decision.allowed or not self.enabled:
             return decision
         bucket = self._buckets[key]
         bucket.tokens -= amount
         return Decision(True, 0, max(0, math.floor(bucket.tokens)))
 
-    def charge(self, key: object, amount: float) -> None:
+    async def charge(self, key: object, amount: float) -> None:
         """Take ``amount`` more after the fact (the cost of a query, known once validated)."""
+        self.charge_now(key, amount)
+
+    def charge_now(self, key: object, amount: float) -> None:
+        """``charge`` without a suspension point."""
         if self.enabled and amount > 0:
             self._bucket(key).tokens -= amount

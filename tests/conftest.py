@@ -147,3 +147,21 @@ async def scratch_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
         yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:
         await _postgres_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Redis (issue 16): tests use database 15 of the local Redis and empty it around each test.
+# A test that asks for it fails, never skips, when Redis is not running.
+TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await client.flushdb()
+        yield TEST_REDIS_URL
+        await client.flushdb()
+    finally:
+        await client.aclose()
