@@ -103,14 +103,21 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     demo: bool = typer.Option(False, "--demo", help="Migrate and load demo data if empty."),
-    workers: int = typer.Option(1, help="uvicorn worker processes."),
+    workers: int = typer.Option(1, help="Worker processes (above 1: CREDITLENS_REDIS_URL)."),
 ) -> None:
     """Serve the API, the dashboard at / and GraphiQL at /graphql."""
+    import shutil
+
     import uvicorn
 
     from app.http_protocol import NAME as HEADER_TIMEOUT_PROTOCOL
+    from app.workers import WorkersRefused, check_workers, prepare_metrics_directory
 
     settings = Settings()
+    try:
+        check_workers(settings, workers)
+    except WorkersRefused as refused:
+        raise _fail(str(refused)) from refused
     _upgrade(settings.database_url)
     if demo:
         from app.demo import demo_banner, load_demo
@@ -136,16 +143,24 @@ def serve(
             sys.stdout.flush()  # before uvicorn takes over, even when piped
 
         _run(seed)
-    uvicorn.run(
-        "app.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        # h11 with a deadline for request headers (slow clients, docs/hardening.md).
-        http=HEADER_TIMEOUT_PROTOCOL,
-    )
+    metrics_directory = prepare_metrics_directory(settings, workers)
+    try:
+        uvicorn.run(
+            "app.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            # h11 with a deadline for request headers (slow clients, docs/hardening.md);
+            # each worker process builds it from this import string.
+            http=HEADER_TIMEOUT_PROTOCOL,
+            # SIGTERM: stop accepting, answer what is in flight, then go (docs/deploy.md).
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        )
+    finally:
+        if metrics_directory is not None and not settings.metrics_multiprocess_dir:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
 
 
 @org_cli.command("create")

@@ -99,3 +99,6 @@ class Settings(BaseSettings):
     metrics_multiprocess_dir: str | None = Field(
         default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
     )
+    shutdown_timeout_seconds: int = Field(
+        default=30, ge=1, description="On SIGTERM, how long in-flight work may finish."
+    )

@@ -23,6 +23,7 @@ class LiveServer:
     host: str
     port: int
     log: Path
+    pid: int = 0  # of the `creditlens serve` process (the supervisor, with --workers)
 
     @property
     def url(self) -> str:
@@ -39,7 +40,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(database_url: str, log: Path, **settings: object) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str,
+    log: Path,
+    *,
+    serve_args: tuple[str, ...] = (),
+    environment: dict[str, str] | None = None,
+    **settings: object,
+) -> Iterator[LiveServer]:
     """``creditlens serve`` with ``CREDITLENS_<NAME>`` for each keyword; killed on exit."""
     port = free_port()
     env = {
@@ -47,17 +55,18 @@ def live_server(database_url: str, log: Path, **settings: object) -> Iterator[Li
         "CREDITLENS_DATABASE_URL": database_url,
         "CREDITLENS_LOG_JSON": "true",
         **{f"CREDITLENS_{name.upper()}": str(value) for name, value in settings.items()},
+        **(environment or {}),
     }
     command = [sys.executable, "-c", "from app.cli import main; main()"]
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    server = LiveServer("127.0.0.1", port, log)
+    server = LiveServer("127.0.0.1", port, log, process.pid)
     try:
         deadline = time.monotonic() + 60
         while True:
