@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from app.rate_limit import Limiter
 from app.settings import Settings
@@ -106,7 +106,7 @@ class Authenticator:
             raise AuthRefused(Unauthenticated(MISSING), headers=WWW_AUTHENTICATE)
         return token
 
-    async def principal(self, request: Request, token: str, connect: Connect) -> Principal:
+    async def principal(self, request: HTTPConnection, token: str, connect: Connect) -> Principal:
         """The token's principal: refused at once when the caller's address has failed too
         often and the token is not one seen valid, else one read on ``connect()``."""
         address = request.client.host if request.client is not None else ""

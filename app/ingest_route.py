@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from app.auth import Authenticator, AuthRefused
 from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
 from app.body import CLOSE, BodyLimits, BodyRefused, BodyTooLarge, check_declared_length, read_body
+from app.live_usage import LiveUsageHub
 from app.metrics import Metrics
 from app.rate_limit import Limiter
 from app.settings import Settings
@@ -148,7 +149,9 @@ class IngestRoute:
         limiter: Limiter,
         authenticator: Authenticator,
         database_file: DatabaseFile,
+        live: LiveUsageHub | None = None,
     ) -> None:
+        self.live = live
         self.settings = settings
         self.engine = engine
         self.clock = clock
@@ -187,6 +190,8 @@ class IngestRoute:
         self.metrics.events_ingested(
             result.accepted, result.duplicates, time.perf_counter() - started
         )
+        if self.live is not None:  # after the commit: subscribers read what is stored
+            await self.live.published(result.organization_ids)
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
 
     async def _receive(self, request: Request) -> tuple[str, bytes]:

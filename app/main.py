@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from app.auth import Authenticator
 from app.availability import DatabaseFile
@@ -18,6 +18,7 @@ from app.cors import cors_middleware
 from app.dashboard import dashboard
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
+from app.live_usage import LiveUsageHub
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.observer import RequestObserver
@@ -27,6 +28,7 @@ from app.rate_limit import Limiter
 from app.redis_client import redis_client
 from app.settings import Settings
 from app.shared_rate_limit import Outage, make_limiter
+from app.subscriptions import SubscriptionsEndpoint
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
 from domain.errors import BadRequest, NotFound, Unavailable
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     database_file = DatabaseFile(settings.database_url)
     redis = redis_client(settings)
     outage = Outage()
+    live = LiveUsageHub(engine, redis=redis, metrics=metrics)
 
     def limiter(name: str, per_minute: int) -> Limiter:
         return make_limiter(name, per_minute, clock, redis=redis, metrics=metrics, outage=outage)
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         with suppress(Unavailable):
             database_file.check()
         yield
+        await live.close()
         await engine.dispose()
         if redis is not None:
             await redis.aclose()
@@ -94,10 +98,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         limiter=limiter("ingest", settings.ingest_rate_limit_per_minute),
         authenticator=authenticator,
         database_file=database_file,
+        live=live,
+    )
+    subscriptions = SubscriptionsEndpoint(
+        schema, settings, engine, clock, authenticator=authenticator, live=live
     )
     routes = [
         # Every method reaches the handler, which answers 405 in the GraphQL shape.
         Route("/graphql", graphql.handle, methods=list(GRAPHQL_METHODS)),
+        WebSocketRoute("/graphql", subscriptions.handle),  # graphql-transport-ws
         Route("/v1/events", ingest.handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine, database_file), methods=["GET"]),

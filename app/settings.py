@@ -102,3 +102,9 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: int = Field(
         default=30, ge=1, description="On SIGTERM, how long in-flight work may finish."
     )
+    # Live usage over WebSocket (app/subscriptions.py).
+    ws_init_timeout_seconds: float = Field(default=10, gt=0)
+    ws_idle_timeout_seconds: float = Field(
+        default=60, gt=0, description="Close a connection without subscriptions after this."
+    )
+    ws_max_subscriptions_per_token: int = Field(default=10, ge=1, description="Per worker.")

@@ -2,7 +2,8 @@
 
 uvicorn's own supervisor runs the workers (it restarts one that dies, and on SIGTERM passes
 the signal on and waits for each to drain: in-flight requests are answered, subscriptions
-closed with 1001 "going away", within ``shutdown_timeout_seconds``). Two things must exist
+closed with 1012 "service restart" so clients reconnect elsewhere, within
+``shutdown_timeout_seconds``). Two things must exist
 before the first worker imports the application:
 
 - a metrics directory (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``), emptied, where

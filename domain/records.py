@@ -68,3 +68,15 @@ class Share:
     calls: int
     credits: int
     percent: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTickRecord:
+    """Live usage of an organization (or one of its keys) at ``at``: what a subscription
+    pushes after each ingest that touches it."""
+
+    at: datetime
+    cycle_consumed: int
+    today_calls: int
+    today_credits: int
+    last_event_at: datetime | None

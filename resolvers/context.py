@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from db.loaders import Loaders
 from db.session import RequestDatabase
@@ -19,6 +22,20 @@ class Limits:
     max_series_points: int
 
 
+class LiveUsage(Protocol):
+    """Live usage for subscriptions (``app/live_usage.py`` implements it): notices that an
+    ingest commit touched an organization, and a fresh context (its own connection and
+    loaders) for each tick of a long-lived subscription."""
+
+    def changes(self, organization_id: int) -> AbstractAsyncContextManager[AsyncIterator[None]]:
+        """While open, yields once per ingest commit touching the organization."""
+        ...
+
+    def fresh(self, context: Context) -> AbstractAsyncContextManager[Context]:
+        """``context`` with a connection and loaders of its own, closed on exit."""
+        ...
+
+
 @dataclass
 class Context:
     """The GraphQL context of one request."""
@@ -30,6 +47,7 @@ class Context:
     limits: Limits
     request_id: str = ""
     token_id: int = 0
+    live: LiveUsage | None = None  # subscriptions only (WebSocket)
     loaders: Loaders = field(init=False)
     # Time ranges resolved in this request, by organization and argument (resolvers.usage).
     resolved_ranges: dict[tuple[int, TimeRangeArgs], ResolvedRange] = field(default_factory=dict)

@@ -161,3 +161,26 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return False
     return finished == 0
+
+
+async def test_a_subscriber_on_one_host_hears_an_ingest_on_another(
+    database_url, redis_url, tmp_path, engine
+):
+    from tests.test_subscriptions import ingest, open_socket, receive, subscribe
+
+    tenant = await make_tenant(engine, now=_now())
+    ingest_token = await make_ingest_token(engine, now=_now())
+    with (
+        live_server(database_url, tmp_path / "a.log", redis_url=redis_url) as host_a,
+        live_server(database_url, tmp_path / "b.log", redis_url=redis_url) as host_b,
+    ):
+        socket = await open_socket(host_a, tenant.token)
+        try:
+            assert (await receive(socket))["type"] == "connection_ack"
+            await subscribe(socket)
+            assert (await receive(socket))["type"] == "next"
+            await ingest(host_b, ingest_token, [event(tenant.slug, _now(), credits=5)])
+            tick = (await receive(socket))["payload"]["data"]["usageUpdates"]
+            assert (tick["todayCalls"], tick["todayCredits"]) == (1, 5)
+        finally:
+            await socket.close()

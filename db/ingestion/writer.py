@@ -38,6 +38,8 @@ class IngestResult:
 
     accepted: int
     duplicates: int
+    # The organizations that got new events: live usage tells their subscribers.
+    organization_ids: frozenset[int] = frozenset()
 
 
 class IngestRejected(Exception):
@@ -252,7 +254,11 @@ async def ingest_events(
         newest = _newest(inserted)
     accepted = sum(count for _, _, count, _ in newest)
     await _touch(conn, newest)
-    return IngestResult(accepted, in_batch_duplicates + len(rows) - accepted)
+    return IngestResult(
+        accepted,
+        in_batch_duplicates + len(rows) - accepted,
+        frozenset(org for org, _, count, _ in newest if count),
+    )
 
 
 def _newest(inserted: list[EventRow]) -> list[tuple[int, int | None, int, datetime]]:
