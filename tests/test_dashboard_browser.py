@@ -363,3 +363,34 @@ def test_graphiql_renders_offline_and_runs_a_query(open_page, served):
     assert "errors" not in result
     watched.shot("graphiql")
     watched.assert_clean()
+
+
+def test_the_pool_and_report_follow_an_ingest_live(open_page, served):
+    """The usageUpdates subscription: an ingest shows without reloading the page. (Last in
+    the module: it adds an event to the shared demo data; no test compares a fixed figure.)"""
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{served.base}/#token={served.tokens.admin}")
+    wait_for_report(page, "LAST_30_DAYS", "DAY", "", "Europe/Berlin")
+    before = page.inner_text("#pool-consumed")
+    event = {
+        "id": f"live-{time.time_ns()}",
+        "organization": "acme",
+        "source": "browser-test",
+        "endpoint": "/v2/live",
+        "status": 200,
+        "credits": 1234,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    response = httpx.post(
+        f"{served.base}/v1/events",
+        json=[event],
+        headers={"Authorization": f"Bearer {served.tokens.ingest}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    pool = served.api(served.tokens.admin, POOL)["data"]["organization"]["creditPool"]
+    assert f"{pool['consumed']:,}" != before
+    page.locator("#pool-consumed", has_text=f"{pool['consumed']:,}").wait_for(timeout=20_000)
+    page.locator("#endpoint-table", has_text="/v2/live").wait_for(timeout=20_000)
+    watched.assert_clean()

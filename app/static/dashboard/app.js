@@ -5,6 +5,7 @@ import { chartTitle, drawChart } from "./chart.js";
 import { bucket, change, date, dayRange, integer } from "./format.js";
 import { HEADER, KEYS, POOL, USAGE } from "./queries.js";
 import { PRESETS, forgetToken, keepToken, readState, takeToken, writeState } from "./state.js";
+import { followUsage } from "./live.js";
 import { fillTable } from "./tables.js";
 import { selectTab, setUpTabs } from "./tabs.js";
 
@@ -16,6 +17,7 @@ let token = null;
 let organization = null;
 let state = null;
 let reportRequest = 0;
+let stopLive = null;
 
 function show(view) {
   for (const id of ["sign-in", "notice", "dashboard"]) $(id).hidden = id !== view;
@@ -295,6 +297,8 @@ async function start() {
   renderPool(credit.value.organization.creditPool);
   show("dashboard");
   renderControls();
+  if (stopLive) stopLive();
+  stopLive = followUsage(token, refresh);
   const listed = await keys;
   if (listed.error) {
     handleFailure(listed.error, (message) => {
@@ -306,6 +310,14 @@ async function start() {
     renderControls();
   }
   await report;
+}
+
+// After an ingest (a live tick): the pool and the report again, as they are now.
+async function refresh() {
+  if (!token) return;
+  const credit = await settle(graphql(token, POOL));
+  if (credit.value) renderPool(credit.value.organization.creditPool);
+  await loadReport();
 }
 
 function wireSignIn() {
@@ -323,6 +335,8 @@ function wireSignIn() {
   });
   $("sign-out").addEventListener("click", () => {
     organization = null;
+    if (stopLive) stopLive();
+    stopLive = null;
     showSignIn();
   });
 }
