@@ -213,9 +213,17 @@ class SubscriptionsEndpoint:
             )
             return
         self._per_token[context.token_id] += 1
-        operations[operation_id] = asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._run(websocket, context, operation_id, payload)
         )
+        # A callback, not a ``finally``: a task cancelled before it started runs no code.
+        task.add_done_callback(lambda _: self._release(context.token_id))
+        operations[operation_id] = task
+
+    def _release(self, token_id: int) -> None:
+        self._per_token[token_id] -= 1
+        if self._per_token[token_id] <= 0:
+            del self._per_token[token_id]
 
     async def _run(
         self, websocket: WebSocket, context: Context, operation_id: str, payload: dict[str, Any]
@@ -243,10 +251,6 @@ class SubscriptionsEndpoint:
             await websocket.send_json({"id": operation_id, "type": "complete"})
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away
-        finally:
-            self._per_token[context.token_id] -= 1
-            if self._per_token[context.token_id] <= 0:
-                del self._per_token[context.token_id]
 
     async def _error(self, websocket: WebSocket, operation_id: str, result: Any) -> None:
         errors = [error.formatted for error in (result.errors or [])]

@@ -32,6 +32,7 @@ def server(database_url, tmp_path_factory):
         tmp_path_factory.mktemp("ws") / "server.log",
         # No Redis: one worker fans out in process (tests/test_workers.py: through Redis).
         ws_init_timeout_seconds=2,
+        ws_idle_timeout_seconds=3,
         ws_max_subscriptions_per_token=2,
     ) as running:
         yield running
@@ -195,3 +196,15 @@ async def test_ping_gets_pong_and_garbage_closes_with_4400(server, engine):
     assert (await receive(socket))["type"] == "pong"
     await socket.send("not json")
     assert await close_code(socket) == 4400
+
+
+async def test_a_connection_without_subscription_is_closed_when_idle(server, engine):
+    tenant = await make_tenant(engine, now=_now())
+    socket = await open_socket(server, tenant.token)
+    assert (await receive(socket))["type"] == "connection_ack"
+    assert await close_code(socket) == 1000
+
+
+async def test_another_subprotocol_is_refused_with_4406(server):
+    socket = await connect(ws_url(server), subprotocols=["graphql-ws"])
+    assert await close_code(socket) == 4406

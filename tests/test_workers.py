@@ -184,3 +184,26 @@ async def test_a_subscriber_on_one_host_hears_an_ingest_on_another(
             assert (tick["todayCalls"], tick["todayCredits"]) == (1, 5)
         finally:
             await socket.close()
+
+
+async def test_sigterm_closes_subscriptions_for_a_reconnect(
+    database_url, redis_url, tmp_path, engine
+):
+    from tests.test_subscriptions import close_code, open_socket, receive, subscribe
+
+    tenant = await make_tenant(engine, now=_now())
+    with live_server(
+        database_url, tmp_path / "server.log", serve_args=("--workers", "2"), redis_url=redis_url
+    ) as server:
+        socket = await open_socket(server, tenant.token)
+        assert (await receive(socket))["type"] == "connection_ack"
+        await subscribe(socket)
+        assert (await receive(socket))["type"] == "next"
+        os.kill(server.pid, signal.SIGTERM)
+        # 1012 "service restart": the client reconnects, to another worker or host.
+        assert await close_code(socket) == 1012
+        for _ in range(300):
+            if not _alive(server.pid):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(server.pid), server.log_text()
