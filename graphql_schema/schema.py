@@ -21,6 +21,7 @@ from graphql_schema.error_codes import ErrorCodes
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
 from graphql_schema.limits.cost import CostLimits
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
+from graphql_schema.types.mutation import Mutation
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
 from resolvers.context import Context
@@ -93,6 +94,7 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
         extensions.append(DisableIntrospection)
     return Schema(
         query=Query,
+        mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
