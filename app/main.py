@@ -21,6 +21,7 @@ from app.metrics import Metrics
 from app.ops import healthz, metrics_endpoint, readyz
 from app.rate_limit import RateLimiter
 from app.settings import Settings
+from app.webhooks.dispatcher import dispatching
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
 from graphql_schema.schema import build_schema
@@ -97,7 +98,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
+        # The webhook dispatcher runs in every worker (docs/alerts.md).
+        async with dispatching(engine, settings, clock=clock):
+            yield
         await engine.dispose()
 
     graphql = GraphQLRoute(schema, settings, engine, clock, metrics=metrics, limiter=limiter)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -231,3 +232,15 @@ async def dispatching(
     finally:
         stop.set()
         await task
+
+
+async def run_until_signalled(engine: AsyncEngine, settings: Settings) -> None:
+    """``creditlens webhooks run``: deliver until SIGINT or SIGTERM, then finish the
+    attempts in flight."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("webhook dispatcher started")
+    await Dispatcher(engine, settings).run(stop)
+    log.info("webhook dispatcher stopped")
