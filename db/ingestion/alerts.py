@@ -3,7 +3,7 @@
 Called by ``writer.ingest_events`` after the batch's events and rollups are written, in the
 same transaction, so a crossing commits with the events that made it, or not at all.
 
-* Cheap when there is nothing to check: one indexed lookup of the enabled alerts of the
+* Cheap when there is nothing to check: one indexed probe for enabled alerts of the
   batch's organizations. Window totals are read only for alerts whose scope the batch
   touched in the window that contains the ingestion instant.
 * Exactly one ``alert.triggered`` per alert and window: the outbox row is inserted with
@@ -50,12 +50,15 @@ async def record_crossings(
         for scope in ((organization_id, key_id), (organization_id, None)):
             if scope not in latest or at > latest[scope]:
                 latest[scope] = at
+    organization_ids = sorted({org for org, _, _, _ in newest})
+    if not await _any_enabled(conn, organization_ids):
+        return 0
     a = alerts.c
     statement = (
         select_alerts()
         .add_columns(*_ORGANIZATION_COLUMNS)
         .join(organizations, organizations.c.id == a.organization_id)
-        .where(a.organization_id.in_(sorted({org for org, _, _, _ in newest})), a.enabled)
+        .where(a.organization_id.in_(organization_ids), a.enabled)
         .order_by(a.id)
     )
     if conn.dialect.name == "postgresql":
@@ -77,6 +80,8 @@ async def record_crossings(
         touched = latest.get((organization.id, key_id))
         if touched is None or not is_judged(touched, window[0]):
             continue  # the batch added nothing to this alert's current window
+        if alert.triggered_window is alert.window and alert.triggered_window_start == window[0]:
+            continue  # fired in this window already: no total to read
         slot = (organization.id, key_id, *window)
         if slot not in consumed:
             tally = await totals(
@@ -102,6 +107,26 @@ async def record_crossings(
     if not crossings:
         return 0
     return await _write(conn, crossings, now=now)
+
+
+async def _any_enabled(conn: AsyncConnection, organization_ids: list[int]) -> bool:
+    """Whether any of the organizations has an enabled alert: the one statement a batch of
+    organizations without alerts pays. Sent to the driver as it is (like ``bulk``): building
+    and compiling the full lookup cost about 1.5 ms of CPU per batch, this costs a tenth."""
+    if conn.dialect.name == "postgresql":
+        found = await conn.exec_driver_sql(_ANY_ENABLED_PG, (organization_ids,))
+    else:
+        marks = ", ".join("?" * len(organization_ids))
+        found = await conn.exec_driver_sql(
+            f"SELECT 1 FROM alerts WHERE organization_id IN ({marks}) AND enabled LIMIT 1",
+            tuple(organization_ids),
+        )
+    return found.first() is not None
+
+
+_ANY_ENABLED_PG = (
+    "SELECT 1 FROM alerts WHERE organization_id = ANY($1::bigint[]) AND enabled LIMIT 1"
+)
 
 
 async def _write(conn: AsyncConnection, crossings: list[NewMessage], *, now: datetime) -> int:
