@@ -44,6 +44,8 @@ from domain.clock import Clock, system_clock
 
 log = logging.getLogger("creditlens.webhooks")
 T = TypeVar("T")
+# Outcomes wait at most this long to be recorded together: one transaction for many.
+FLUSH_SECONDS = 0.05
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -75,31 +77,53 @@ class Dispatcher:
         self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set, then finish the attempts already started."""
+        """Deliver until ``stop`` is set, then finish the attempts already started.
+
+        Database work is batched so that it does not pace the sending: slots are refilled
+        once half of them are free (one claim for the lot), and outcomes are recorded
+        together, at the latest ``FLUSH_SECONDS`` after the first of them.
+        """
         capacity = self.settings.webhook_concurrency
         poll = self.settings.webhook_poll_seconds
         running: set[asyncio.Task[AttemptOutcome]] = set()
+        finished: list[AttemptOutcome] = []
         next_poll = 0.0
+        flush_by = 0.0
         async with new_client(
             timeout=self.settings.webhook_timeout_seconds, connections=capacity
         ) as client:
             while not (stop.is_set() and not running):
-                free = capacity - len(running)
-                if not stop.is_set() and free > 0 and time.monotonic() >= next_poll:
-                    claimed = await self._guarded(self._claim(free), [])
+                now = time.monotonic()
+                if not stop.is_set() and now >= next_poll and len(running) <= capacity // 2:
+                    await self._flush(finished)
+                    wanted = capacity - len(running)
+                    claimed = await self._guarded(self._claim(wanted), [])
                     running.update(
                         asyncio.create_task(self._attempt(client, message)) for message in claimed
                     )
-                    # A full claim means more may be due: claim again as soon as slots free.
-                    next_poll = 0.0 if claimed and len(claimed) == free else time.monotonic() + poll
-                wait = max(0.0, next_poll - time.monotonic()) if not stop.is_set() else None
+                    # A full claim means more may be due: claim again once slots free up.
+                    next_poll = 0.0 if len(claimed) == wanted else now + poll
+                deadlines = [flush_by] if finished else []
+                if not stop.is_set() and next_poll:
+                    deadlines.append(next_poll)
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 if running:
                     done, running = await asyncio.wait(
-                        running, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                        running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                     )
-                    await self._guarded(self._record([task.result() for task in done]), None)
-                elif wait:
-                    await _wait_for(stop, wait)
+                    if done and not finished:
+                        flush_by = time.monotonic() + FLUSH_SECONDS
+                    finished.extend(task.result() for task in done)
+                elif timeout:
+                    await _wait_for(stop, timeout)
+                if finished and (not running or stop.is_set() or time.monotonic() >= flush_by):
+                    await self._flush(finished)
+
+    async def _flush(self, finished: list[AttemptOutcome]) -> None:
+        """Record the outcomes gathered so far, in one transaction, and forget them."""
+        if finished:
+            await self._guarded(self._record(list(finished)), None)
+            finished.clear()
 
     async def _guarded(self, work: Awaitable[T], fallback: T) -> T:
         """``work``, or ``fallback`` when the database fails: the loop outlives an outage.
