@@ -351,3 +351,59 @@ async def test_several_dispatchers_share_the_outbox_and_send_each_message_once(
             assert dict(statuses.all()) == {"SUCCEEDED": MESSAGES}
     finally:
         await engine.dispose()
+
+
+async def test_the_dispatcher_outlives_a_database_that_is_not_ready(tmp_path, clock, caplog):
+    """Polls against a database without the tables fail, are logged once, and the loop goes
+    on: once the database is migrated, a queued message is delivered."""
+    from sqlalchemy import text
+
+    from db import migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT 1"))  # the file exists, the tables do not
+        settings = Settings(database_url=url, **FAST)
+        stop = asyncio.Event()
+        running = asyncio.create_task(Dispatcher(engine, settings, clock=clock).run(stop))
+        await asyncio.sleep(0.5)  # about ten failed polls
+        assert not running.done()
+        failures = [r for r in caplog.records if "the database failed" in r.getMessage()]
+        assert len(failures) == 1
+        await asyncio.to_thread(migrate.upgrade, url)
+        async with Receiver() as receiver:
+            tenant = await make_tenant(engine, now=clock())
+            async with engine.begin() as conn:
+                from db.queries.alerts import NewMessage, enqueue_test_message, find_alert
+                from db.queries.alerts import create_alert as insert_alert
+                from db.queries.directory import find_organization
+                from domain.alerts import AlertWindow, Threshold
+
+                alert_id = await insert_alert(
+                    conn,
+                    organization_id=tenant.organization_id,
+                    name="late",
+                    api_key_id=None,
+                    window=AlertWindow.DAY,
+                    threshold=Threshold(5, None),
+                    webhook_url=receiver.url,
+                    sealed_secret=Dispatcher(engine, settings).box.seal("whsec_c2VjcmV0"),
+                    now=clock(),
+                )
+                organization = await find_organization(conn, ref=str(tenant.organization_id))
+                alert = await find_alert(
+                    conn, organization_id=tenant.organization_id, alert_id=alert_id
+                )
+                await enqueue_test_message(
+                    conn,
+                    new=NewMessage(alert, organization, "alert.test", (clock(),) * 2, 0, None),
+                    now=clock(),
+                )
+            await receiver.wait_for(1)
+            stop.set()
+            await running
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+    finally:
+        await engine.dispose()

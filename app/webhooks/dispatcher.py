@@ -75,6 +75,7 @@ class Dispatcher:
         self.retries = retry_policy(settings)
         self.random = random.SystemRandom()
         self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
+        self.failing: str | None = None  # the database error of an ongoing outage
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish the attempts already started.
@@ -132,10 +133,18 @@ class Dispatcher:
         their lease ends (the same webhook-id, so receivers see a duplicate at worst).
         """
         try:
-            return await work
+            result = await work
         except (SQLAlchemyError, OSError) as error:
-            log.error("webhook dispatcher: the database failed: %s", type(error).__name__)
+            # Logged when the failure starts or changes, not at every poll of an outage.
+            kind = type(error).__name__
+            if kind != self.failing:
+                log.error("webhook dispatcher: the database failed (%s); retrying", kind)
+                self.failing = kind
             return fallback
+        if self.failing:
+            log.warning("webhook dispatcher: the database answers again")
+            self.failing = None
+        return result
 
     async def run_once(self) -> int:
         """Claim and attempt what is due now, once; return how many attempts were made."""
