@@ -52,12 +52,13 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 @dataclass
 class Receiver:
-    """Answers 200 unless told otherwise: ``fail_first`` 500s per message id, or ``delay``
-    seconds of silence before answering."""
+    """Answers 200 unless told otherwise: ``fail_first`` 500s per message id, ``delay``
+    seconds of silence before answering, another ``status``, or ``raw`` bytes."""
 
     fail_first: int = 0
     delay: float = 0.0
     status: int = 200
+    raw: bytes | None = None  # sent instead of an HTTP answer
     secrets: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     port: int = 0
@@ -121,9 +122,8 @@ class Receiver:
             status = self.status
             if self.ids[request.id] <= self.fail_first:
                 status = 500
-            writer.write(
-                f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
-            )
+            answer = f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            writer.write(answer.encode() if self.raw is None else self.raw)
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -190,6 +190,19 @@ async def test_redirects_are_not_followed(client, engine, clock):
     assert rows[0]["last_error"] == "the receiver answered HTTP 307"
 
 
+async def test_a_garbled_answer_is_a_failed_attempt_recorded_without_control_characters(
+    client, engine, clock
+):
+    async with Receiver(raw=b"HTTP/1.1 200 OK\r\nbad\x1b[31m header\n\r\n\r\n") as receiver:
+        await cross(client, engine, clock, receiver)
+        await receiver.wait_for(2)
+    row = (await deliveries(engine))[0]
+    assert row["status"] == "PENDING"
+    assert row["response_status"] is None
+    assert row["last_error"].startswith("RemoteProtocolError")
+    assert all(ch.isprintable() for ch in row["last_error"])
+
+
 async def test_a_test_webhook_is_delivered_signed(client, engine, clock):
     async with Receiver() as receiver:
         tenant = await make_tenant(engine, now=clock())

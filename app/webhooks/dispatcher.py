@@ -152,9 +152,9 @@ class Dispatcher:
             timeout=self.settings.webhook_timeout_seconds,
             connections=self.settings.webhook_concurrency,
         ) as client:
-            claimed = await self._claim(self.settings.webhook_concurrency)
+            claimed = await self._guarded(self._claim(self.settings.webhook_concurrency), [])
             outcomes = await asyncio.gather(*(self._attempt(client, m) for m in claimed))
-            await self._record(list(outcomes))
+            await self._guarded(self._record(list(outcomes)), None)
         return len(claimed)
 
     async def _claim(self, limit: int) -> list[ClaimedMessage]:

@@ -75,4 +75,10 @@ async def post(
     except TimeoutError:
         return Response(None, f"no response within {time_limit:g} s")
     except httpx.HTTPError as error:
-        return Response(None, f"{type(error).__name__}: {error}"[:300])
+        return Response(None, _printable(f"{type(error).__name__}: {error}")[:300])
+
+
+def _printable(text: str) -> str:
+    """The receiver chooses what goes into some errors (a malformed header line): keep
+    control characters out of the stored error and the log line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
