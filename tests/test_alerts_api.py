@@ -470,3 +470,25 @@ async def test_deliveries_first_is_bounded(client, engine, clock):
     ).json()
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "first"}
+
+
+async def test_a_delete_racing_a_crossing_removes_the_new_message_too(client, engine, clock):
+    """An ingest transaction has written a message for the alert and not committed yet: the
+    delete waits for it, then removes the alert and that message (no dangling reference,
+    no error)."""
+    import asyncio
+
+    from db.engine import writing
+    from db.ingestion.writer import ingest_events, prepare
+
+    tenant = await make_tenant(engine, now=clock(), slug="acme")
+    alert, _ = await create_alert(client, tenant.token, thresholdCredits=10)
+    valid = prepare([event("acme", clock() - timedelta(minutes=1), credits=50)], now=clock())
+    async with writing(engine) as conn:
+        await ingest_events(conn, valid, now=clock())
+        deleting = asyncio.create_task(graphql(client, tenant.token, DELETE, {"id": alert["id"]}))
+        await asyncio.sleep(0.5)
+        assert not deleting.done()  # waiting for the ingest transaction
+    response = await deleting
+    assert response.json() == {"data": {"deleteAlert": True}}
+    assert (await count(engine, alerts), await count(engine, webhook_deliveries)) == (0, 0)

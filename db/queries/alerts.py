@@ -183,6 +183,14 @@ async def delete_alert(conn: AsyncConnection, *, organization_id: int, alert_id:
     discarded, for an alert the admin no longer wants.
     """
     a, d = alerts.c, webhook_deliveries.c
+    # Lock the alert first (PostgreSQL): an ingest writing a message for it holds this lock
+    # until it commits, so the delete below sees that message and the alert's row is not
+    # left referenced.
+    locked = await conn.execute(
+        select(a.id).where(a.organization_id == organization_id, a.id == alert_id).with_for_update()
+    )
+    if locked.first() is None:
+        return False
     await conn.execute(
         delete(webhook_deliveries).where(
             d.organization_id == organization_id, d.alert_id == alert_id
