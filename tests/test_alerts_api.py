@@ -492,3 +492,37 @@ async def test_a_delete_racing_a_crossing_removes_the_new_message_too(client, en
     response = await deleting
     assert response.json() == {"data": {"deleteAlert": True}}
     assert (await count(engine, alerts), await count(engine, webhook_deliveries)) == (0, 0)
+
+
+async def test_concurrent_creations_cannot_pass_the_limit(client, engine, clock):
+    import asyncio
+
+    tenant = await make_tenant(engine, now=clock())
+    async with engine.begin() as conn:
+        from db.queries.alerts import create_alert as insert_alert
+        from domain.alerts import AlertWindow, Threshold
+
+        for number in range(99):
+            await insert_alert(
+                conn,
+                organization_id=tenant.organization_id,
+                name=f"a{number}",
+                api_key_id=None,
+                window=AlertWindow.DAY,
+                threshold=Threshold(5, None),
+                webhook_url="http://127.0.0.1:9/",
+                sealed_secret="x",
+                now=clock(),
+            )
+    values = {
+        "name": "last one",
+        "window": "DAY",
+        "thresholdCredits": 1,
+        "webhookUrl": "http://127.0.0.1:9/",
+    }
+    answers = await asyncio.gather(
+        *(graphql(client, tenant.token, CREATE_ALERT, {"input": values}) for _ in range(5))
+    )
+    created = [a for a in answers if a.json()["data"] is not None]
+    assert len(created) == 1
+    assert await count(engine, alerts) == 100

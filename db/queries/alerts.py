@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import alerts, api_keys, webhook_deliveries
+from db.tables import alerts, api_keys, organizations, webhook_deliveries
 from domain.alerts import (
     AlertRecord,
     AlertWindow,
@@ -99,6 +99,10 @@ async def find_alert(
 
 
 async def count_alerts(conn: AsyncConnection, *, organization_id: int) -> int:
+    """How many alerts the organization has. Locks the organization's row (PostgreSQL) so
+    two concurrent creations cannot both pass the limit on the count."""
+    o = organizations.c
+    await conn.execute(select(o.id).where(o.id == organization_id).with_for_update())
     a = alerts.c
     statement = select(func.count()).select_from(alerts).where(a.organization_id == organization_id)
     return int((await conn.execute(statement)).scalar_one())
