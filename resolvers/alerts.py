@@ -88,11 +88,13 @@ async def _key_id(conn: AsyncConnection, context: Context, key_id: str, field: s
 
 
 async def list_alerts(context: Context) -> list[AlertRecord]:
+    """The viewer's organization's alerts, oldest first."""
     async with context.db.connection() as conn:
         return await queries.list_alerts(conn, organization_id=context.organization.id)
 
 
 def state(context: Context, alert: AlertRecord) -> AlertState:
+    """TRIGGERED when the alert has fired in its window of the request's "now"."""
     return alert.state(context.organization, context.clock())
 
 

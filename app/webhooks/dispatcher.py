@@ -49,6 +49,7 @@ FLUSH_SECONDS = 0.05
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry schedule of the ``webhook_retry_*`` settings."""
     return RetryPolicy(
         base=timedelta(seconds=settings.webhook_retry_base_seconds),
         cap=timedelta(seconds=settings.webhook_retry_max_seconds),

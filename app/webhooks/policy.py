@@ -19,6 +19,7 @@ class GuardedWebhooks:
         self.resolver = resolver
 
     async def check_url(self, url: str, *, field: str) -> str:
+        """The URL, or BAD_USER_INPUT naming ``field`` and why the guard refuses it."""
         try:
             target = parse(url, allow_insecure=self.allow_insecure)
             if not self.allow_insecure:
@@ -28,4 +29,5 @@ class GuardedWebhooks:
         return url
 
     def seal(self, secret: str) -> str:
+        """The signing secret encrypted for storage."""
         return self.box.seal(secret)

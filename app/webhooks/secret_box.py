@@ -44,9 +44,11 @@ class SecretBox:
         self._fernet = MultiFernet([_fernet(part) for part in parts])
 
     def seal(self, secret: str) -> str:
+        """``secret`` encrypted (and authenticated) with the first key."""
         return self._fernet.encrypt(secret.encode()).decode()
 
     def open(self, sealed: str) -> str:
+        """The secret again, with whichever key sealed it; ``SecretUnreadable`` if none."""
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as error:

@@ -24,6 +24,7 @@ class Response:
 
     @property
     def ok(self) -> bool:
+        """A 2xx answer: the only success."""
         return self.status is not None and 200 <= self.status < 300
 
 

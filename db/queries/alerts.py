@@ -42,6 +42,7 @@ def new_signing_secret() -> str:
 
 
 def new_message_id() -> str:
+    """A fresh ``webhook-id``: 144 random bits."""
     return MESSAGE_PREFIX + secrets.token_urlsafe(18)
 
 
@@ -207,6 +208,7 @@ async def delete_alert(conn: AsyncConnection, *, organization_id: int, alert_id:
 
 
 def delivery_record(row: Mapping[Any, Any]) -> DeliveryRecord:
+    """A record from the columns of ``webhook_deliveries`` (a row mapping)."""
     return DeliveryRecord(
         id=row["id"],
         public_id=row["public_id"],
