@@ -25,6 +25,7 @@ from app.ops import healthz, metrics_endpoint, readyz
 from app.pages import static_files
 from app.rate_limit import RateLimiter
 from app.settings import Settings
+from app.webhooks.dispatcher import dispatching
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
 from domain.errors import BadRequest, NotFound, Unavailable
@@ -63,7 +64,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # Remember which file this server opened; if it is not there yet, /readyz says so.
         with suppress(Unavailable):
             database_file.check()
-        yield
+        # The webhook dispatcher runs in every worker (docs/alerts.md).
+        async with dispatching(engine, settings, clock=clock):
+            yield
         await engine.dispose()
 
     graphql = GraphQLRoute(
