@@ -40,10 +40,12 @@ org_cli = typer.Typer(help="Organizations.", no_args_is_help=True)
 user_cli = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 token_cli = typer.Typer(help="Access tokens.", no_args_is_help=True)
 rollups_cli = typer.Typer(help="Rollup tables.", no_args_is_help=True)
+webhooks_cli = typer.Typer(help="Alert webhooks.", no_args_is_help=True)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(rollups_cli, name="rollups")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 
 def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
@@ -317,6 +319,31 @@ def rollups_rebuild(
 
     rows = _run(work)
     _emit(as_json, {"rows": rows}, f"rebuilt rollups: {rows} rows")
+
+
+@webhooks_cli.command("run")
+def webhooks_run(
+    once: bool = typer.Option(False, "--once", help="Attempt what is due now, then exit."),
+) -> None:
+    """Deliver alert webhooks from the outbox until stopped (Ctrl-C or SIGTERM).
+
+    ``serve`` already delivers them in every worker; run this on a host of its own with
+    CREDITLENS_WEBHOOK_DISPATCHER=false on the servers, or beside them (PostgreSQL: each
+    message is claimed by one dispatcher).
+    """
+    from app.logging import configure_logging
+    from app.webhooks.dispatcher import Dispatcher, run_until_signalled
+
+    async def work(engine: AsyncEngine, settings: Settings) -> int:
+        configure_logging(settings)
+        if once:
+            return await Dispatcher(engine, settings).run_once()
+        await run_until_signalled(engine, settings)
+        return 0
+
+    attempts = _run(work)
+    if once:
+        typer.echo(f"{attempts} webhook attempt(s) made")
 
 
 @cli.command("ingest")

@@ -42,6 +42,7 @@ from app.graphql_http import (
 from app.metrics import Metrics
 from app.rate_limit import Limiter
 from app.settings import Settings
+from app.webhooks.policy import GuardedWebhooks
 from db.session import RequestDatabase
 from domain.clock import Clock
 from domain.errors import (
@@ -98,6 +99,7 @@ class GraphQLRoute:
         self.limits = Limits(
             max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
         )
+        self.webhooks = GuardedWebhooks(settings)
 
     def _is_ide_request(self, request: Request) -> bool:
         return (
@@ -209,6 +211,7 @@ class GraphQLRoute:
             limits=self.limits,
             request_id=getattr(request.state, "request_id", ""),
             token_id=principal.token_id,
+            webhooks=self.webhooks,
         )
 
     def _auth_refusal(self, refused: AuthRefused) -> HTTPRefusal:

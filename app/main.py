@@ -29,6 +29,7 @@ from app.redis_client import redis_client
 from app.settings import Settings
 from app.shared_rate_limit import Outage, make_limiter
 from app.subscriptions import SubscriptionsEndpoint
+from app.webhooks.dispatcher import dispatching
 from db.engine import create_engine
 from domain.clock import Clock, system_clock
 from domain.errors import BadRequest, NotFound, Unavailable
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # Remember which file this server opened; if it is not there yet, /readyz says so.
         with suppress(Unavailable):
             database_file.check()
-        yield
+        # The webhook dispatcher runs in every worker (docs/alerts.md).
+        async with dispatching(engine, settings, clock=clock):
+            yield
         await live.close()
         await engine.dispose()
         if redis is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +72,37 @@ class Settings(BaseSettings):
     # leaked database alone cannot be used to check guessed tokens offline.
     token_pepper: SecretStr = SecretStr("creditlens-development-pepper")
 
+    # Alerts and webhooks (docs/alerts.md).
+    webhook_secret_key: SecretStr = Field(
+        default=SecretStr("creditlens-development-webhook-key-do-not-use-in-production"),
+        description=(
+            "Encrypts webhook signing secrets at rest (Fernet). Comma-separated keys rotate: "
+            "the first encrypts, all decrypt. The default is for development only."
+        ),
+    )
+    webhook_allow_insecure: bool = Field(
+        default=False,
+        description="Development and tests: allow http and non-public webhook addresses.",
+    )
+    webhook_dispatcher: bool = Field(
+        default=True, description="Deliver webhooks from inside `serve` (every worker)."
+    )
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    webhook_retry_base_seconds: float = Field(
+        default=4.0, gt=0, description="First retry after 50-100 % of this."
+    )
+    webhook_retry_max_seconds: float = Field(default=7200.0, gt=0)
+    webhook_retry_period_seconds: float = Field(
+        default=86400.0, ge=0, description="Retries go on for at least this long."
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A claimed message is claimed again after this (its sender died).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -80,6 +111,14 @@ class Settings(BaseSettings):
         if value.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        # A lease shorter than an attempt would let a second dispatcher send the same
+        # message while the first is still waiting for its answer.
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("webhook_lease_seconds must be longer than webhook_timeout_seconds")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -35,19 +35,18 @@ from app.auth import principal_of
 from app.settings import Settings
 from db.engine import create_engine
 from db.queries import reports
-from db.queries.directory import (
-    OrganizationRecord,
-    find_api_key,
-    list_api_keys,
-)
+from db.queries.directory import find_api_key, list_api_keys
 from domain.clock import system_clock
 from domain.dimensions import Dimension
 from domain.periods import Granularity, period_edges
+from domain.presets import Preset
+from domain.records import OrganizationRecord, Share
+from domain.roles import Role
 from domain.scopes import TokenScope
-from domain.time_range import Preset, ResolvedRange, resolve_range
+from domain.time_range import ResolvedRange, resolve_range
 
 
-def _shares(rows: list[reports.Share], name: str) -> list[dict[str, Any]]:
+def _shares(rows: list[Share], name: str) -> list[dict[str, Any]]:
     return [
         {
             name: row.value,
@@ -85,7 +84,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         # The same lookup as app/graphql_route.py: since 3afc3a4 the token statement also
         # returns the user and organization rows.
         user, organization = principal.user, principal.organization
-        if user is None or user.role != "ADMIN":
+        if user is None or user.role is not Role.ADMIN:
             return None
         return organization
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -126,4 +129,67 @@ access_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# Credit alerts (docs/alerts.md). ``signing_secret`` is the webhook signing secret encrypted
+# with the service's key (app/webhooks/secret_box.py): it must stay usable for signing, so
+# it cannot be hashed like an access token. ``triggered_window*`` name the window the alert
+# last fired in, so its state is read without looking at deliveries.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=True),
+    Column("window_kind", String(16), nullable=False),
+    Column("threshold_credits", BigInteger, nullable=True),
+    Column("threshold_percent", Double, nullable=True),
+    Column("webhook_url", String(2000), nullable=False),
+    Column("signing_secret", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_triggered_at", UTCDateTime, nullable=True),
+    Column("triggered_window", String(16), nullable=True),
+    Column("triggered_window_start", UTCDateTime, nullable=True),
+    CheckConstraint(
+        "(threshold_credits IS NULL) <> (threshold_percent IS NULL)", name="one_threshold"
+    ),
+    # The ingest path looks up the enabled alerts of a batch's organizations by this index.
+    Index("ix_alerts_organization_id", "organization_id"),
+)
+
+# The outbox: one row per webhook message, written in the transaction that detected the
+# crossing, then delivered (and retried) by the dispatcher (app/webhooks/dispatcher.py).
+# The unique (alert, window kind, window start) makes "one alert.triggered per alert per
+# window" a constraint that concurrent writers cannot break; test messages have no window
+# (NULLs are distinct in a unique index on both databases).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("alert_id", Id, ForeignKey("alerts.id"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("window_kind", String(16), nullable=True),
+    Column("window_start", UTCDateTime, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("last_error", String(300), nullable=True),
+    # A random token per claim: a dispatcher records an attempt only while its claim holds.
+    Column("claim", String(32), nullable=True),
+    Index(
+        "uq_webhook_deliveries_alert_window", "alert_id", "window_kind", "window_start", unique=True
+    ),
+    # The dispatcher's poll: pending messages by due time.
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    # An alert's deliveries, newest first.
+    Index("ix_webhook_deliveries_alert_id", "alert_id", "id"),
 )

@@ -21,6 +21,7 @@ from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_d
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
 from graphql_schema.types.live_usage import Subscription
+from graphql_schema.types.mutation import Mutation
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
 from graphql_schema.validation import DocumentValidation, SuggestionFreeExecution, Validator
@@ -100,6 +101,7 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
         extensions.append(DisableIntrospection)
     return Schema(
         query=Query,
+        mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         # Variables are coerced during execution: their hints go with field_suggestions too.

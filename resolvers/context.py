@@ -12,6 +12,7 @@ from db.session import RequestDatabase
 from domain.clock import Clock
 from domain.records import OrganizationRecord, UserRecord
 from domain.time_range import ResolvedRange, TimeRangeArgs
+from resolvers.webhook_policy import NoWebhooks, WebhookPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class Context:
     request_id: str = ""
     token_id: int = 0
     live: LiveUsage | None = None  # subscriptions only (WebSocket)
+    # How webhook URLs are checked and signing secrets sealed (the app's settings).
+    webhooks: WebhookPolicy = field(default_factory=NoWebhooks)
     loaders: Loaders = field(init=False)
     # Time ranges resolved in this request, by organization and argument (resolvers.usage).
     resolved_ranges: dict[tuple[int, TimeRangeArgs], ResolvedRange] = field(default_factory=dict)

@@ -64,7 +64,7 @@ def test_every_protected_field_checks_admin_then_plan():
         assert permissions_of(step.type_name, step.field_name) == [IsAdmin, IsOnPaidPlan]
 
 
-def test_the_protected_fields_include_every_usage_key_and_pool_field():
+def test_the_protected_fields_include_every_usage_key_pool_and_alert_field():
     protected = {path[first_protected(path)].coordinate for path in PROTECTED}
     assert protected == {
         "Organization.creditPool",
@@ -72,6 +72,7 @@ def test_the_protected_fields_include_every_usage_key_and_pool_field():
         "Organization.apiKey",
         "Organization.endpointUsage",
         "Organization.usage",
+        "Organization.alerts",
     }
 
 

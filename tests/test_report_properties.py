@@ -94,6 +94,24 @@ def _floor(instant: datetime, seconds: int) -> datetime:
     return datetime.fromtimestamp(int(instant.timestamp()) // seconds * seconds, tz=UTC)
 
 
+def _events(slug: str, drawn: list[dict]) -> list[dict]:
+    """The drawn calls as events of the organization ``slug``."""
+    return [
+        event(
+            slug,
+            item["at"],
+            api_key=item["api_key"],
+            user=None
+            if item["user"] is None
+            else {"id": item["user"], "name": USERS[item["user"]]},
+            source=item["source"],
+            endpoint=item["endpoint"],
+            credits=item["credits"],
+        )
+        for item in drawn
+    ]
+
+
 QUERY = """
 query($range: TimeRangeInput!, $key: ID) {
   organization {
@@ -171,20 +189,7 @@ async def test_every_report_field_equals_the_raw_events(
     clock.now = NOW
     tenant = await make_tenant(engine, now=NOW, timezone=zone)
     ingest = await make_ingest_token(engine, now=NOW)
-    events = [
-        event(
-            tenant.slug,
-            item["at"],
-            api_key=item["api_key"],
-            user=None
-            if item["user"] is None
-            else {"id": item["user"], "name": USERS[item["user"]]},
-            source=item["source"],
-            endpoint=item["endpoint"],
-            credits=item["credits"],
-        )
-        for item in drawn
-    ]
+    events = _events(tenant.slug, drawn)
     if events:
         assert (await post_events(client, ingest, events)).status_code == 200
     start, end = time_range
@@ -309,20 +314,7 @@ async def test_every_report_field_equals_the_raw_events_in_zones_off_the_grid(
     zone, (start, end), drawn = case
     clock.now = NOW
     tenant = await make_tenant(engine, now=NOW, timezone=zone)
-    events = [
-        event(
-            tenant.slug,
-            item["at"],
-            api_key=item["api_key"],
-            user=None
-            if item["user"] is None
-            else {"id": item["user"], "name": USERS[item["user"]]},
-            source=item["source"],
-            endpoint=item["endpoint"],
-            credits=item["credits"],
-        )
-        for item in drawn
-    ]
+    events = _events(tenant.slug, drawn)
     # Ingestion refuses events before 2000, and every offset since then is on the grid: the
     # writer (the same one ingestion uses) stores these years' events directly.
     await write(engine, [_valid(index, item) for index, item in enumerate(events)], now=NOW)

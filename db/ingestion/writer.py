@@ -20,6 +20,7 @@ from db import dialect
 from db.engine import write_with_retry
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.ingestion import bulk
+from db.ingestion.alerts import record_crossings
 from db.ingestion.bulk import EventRow, RollupRow
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
 from db.rollup_keys import ALL_KEYS, NO_KEY
@@ -254,6 +255,8 @@ async def ingest_events(
         newest = _newest(inserted)
     accepted = sum(count for _, _, count, _ in newest)
     await _touch(conn, newest)
+    # Alert crossings commit with the events that made them (db/ingestion/alerts.py).
+    await record_crossings(conn, newest, now=now)
     return IngestResult(
         accepted,
         in_batch_duplicates + len(rows) - accepted,

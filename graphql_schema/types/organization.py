@@ -13,8 +13,10 @@ from graphql_schema.enums import Plan
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
 from graphql_schema.scalars import BigInt
+from graphql_schema.types.alert import Alert
 from graphql_schema.types.api_key import ApiKey, ApiKeyConnection, ApiKeyEdge, PageInfo
 from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
+from resolvers import alerts as alert_resolvers
 from resolvers import api_keys as api_key_resolvers
 from resolvers import credit_pool as pool_resolvers
 from resolvers import usage as usage_resolvers
@@ -149,6 +151,16 @@ class Organization:
         key_id: strawberry.ID | None = None,
     ) -> UsageReport:
         return UsageReport(scope=await self._scope(info, time_range, key_id))
+
+    @strawberry.field(
+        description=(
+            "Credit alerts, oldest first (at most 100): thresholds per organization or per "
+            "key, delivered by signed webhooks."
+        ),
+        permission_classes=ADMIN_ON_PAID_PLAN,
+    )
+    async def alerts(self, info: Info[Context, None]) -> list[Alert] | None:
+        return Alert.of(info.context, await alert_resolvers.list_alerts(info.context))
 
     async def _scope(
         self, info: Info[Context, None], time_range: TimeRangeInput, key_id: strawberry.ID | None
