@@ -39,10 +39,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test-sqlite: $(STAMP) browser
+	scripts/ensure-redis
 	$(BIN)/pytest
 
 test-postgres: $(STAMP) browser
 	scripts/ensure-postgres
+	scripts/ensure-redis
 	CREDITLENS_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
 
 format: $(STAMP)
