@@ -99,7 +99,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "--log-level",
             "warning",
         ],
-        env={**os.environ, "CREDITLENS_DATABASE_URL": url},
+        env={
+            **os.environ,
+            "CREDITLENS_DATABASE_URL": url,
+            # The alerts test points its webhook at this machine.
+            "CREDITLENS_WEBHOOK_ALLOW_INSECURE": "true",
+        },
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -393,4 +398,43 @@ def test_the_pool_and_report_follow_an_ingest_live(open_page, served):
     assert f"{pool['consumed']:,}" != before
     page.locator("#pool-consumed", has_text=f"{pool['consumed']:,}").wait_for(timeout=20_000)
     page.locator("#endpoint-table", has_text="/v2/live").wait_for(timeout=20_000)
+    watched.assert_clean()
+
+
+CREATE_ALERT = """
+mutation($input: CreateAlertInput!) { createAlert(input: $input) { alert { id } } }
+"""
+ALERTS = """{ organization { alerts { id name state effectiveThresholdCredits
+  deliveries(first: 1) { status } } } }"""
+
+
+def test_the_alerts_panel_lists_the_apis_alerts(open_page, served):
+    created = served.api(
+        served.tokens.admin,
+        CREATE_ALERT,
+        {
+            "input": {
+                "name": "Daily burn",
+                "window": "DAY",
+                "thresholdCredits": 123456,
+                "webhookUrl": "http://127.0.0.1:9/hooks/credits",
+            }
+        },
+    )
+    alert_id = created["data"]["createAlert"]["alert"]["id"]
+    alerts = served.api(served.tokens.admin, ALERTS)["data"]["organization"]["alerts"]
+    alert = next(item for item in alerts if item["id"] == alert_id)
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{served.base}/#token={served.tokens.admin}")
+    row = page.locator(f"#alerts-table tr[data-alert-id='{alert_id}']")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0] == "Daily burn"
+    assert cells[1] == "All API keys"
+    assert cells[2] == f"{alert['effectiveThresholdCredits']:,} credits per day"
+    assert cells[3] == alert["state"]
+    assert cells[4] == "None yet"
+    assert page.get_by_role("table", name="Alerts").is_visible()
+    watched.shot("dashboard-alerts")
     watched.assert_clean()

@@ -3,7 +3,8 @@
 import { ApiError, graphql } from "./api.js";
 import { chartTitle, drawChart } from "./chart.js";
 import { bucket, change, date, dayRange, integer } from "./format.js";
-import { HEADER, KEYS, POOL, USAGE } from "./queries.js";
+import { renderAlerts } from "./alerts.js";
+import { ALERTS, HEADER, KEYS, POOL, USAGE } from "./queries.js";
 import { PRESETS, forgetToken, keepToken, readState, takeToken, writeState } from "./state.js";
 import { followUsage } from "./live.js";
 import { fillTable } from "./tables.js";
@@ -277,6 +278,7 @@ async function start() {
   const header = settle(graphql(token, HEADER));
   const pool = settle(graphql(token, POOL));
   const keys = settle(loadKeys());
+  const alerts = settle(graphql(token, ALERTS));
   const report = loadReport();
   const named = await header;
   if (named.error) {
@@ -309,6 +311,8 @@ async function start() {
     renderKeyOptions(listed.value);
     renderControls();
   }
+  const watched = await alerts;
+  if (watched.value) renderAlerts(watched.value.organization.alerts);
   await report;
 }
 
@@ -317,6 +321,8 @@ async function refresh() {
   if (!token) return;
   const credit = await settle(graphql(token, POOL));
   if (credit.value) renderPool(credit.value.organization.creditPool);
+  const watched = await settle(graphql(token, ALERTS));
+  if (watched.value) renderAlerts(watched.value.organization.alerts);
   await loadReport();
 }
 

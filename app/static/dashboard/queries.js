@@ -43,3 +43,14 @@ export const USAGE = `query DashboardUsage(
     }
   }
 }`;
+
+export const ALERTS = `query DashboardAlerts {
+  organization {
+    alerts {
+      id name window enabled state lastTriggeredAt
+      thresholdPercentOfAllowance effectiveThresholdCredits
+      apiKey { name }
+      deliveries(first: 1) { status attempts responseStatus createdAt }
+    }
+  }
+}`;
