@@ -4,8 +4,14 @@
 
 The read scenarios of ``bench/reads.py`` against a real ``creditlens serve`` (Redis-shared
 rate limits on, at 10^9 a minute, so every request pays the Redis round trip as in
-production), with wrk on the same machine, pinned to CPU 1 (``reads.wrk``). The two server
-sizes take turns, ``--rounds`` times, so both see the same machine.
+production), with wrk on the same machine, pinned to CPU 1 (``reads.wrk``). Three servers
+take turns, ``--rounds`` times, so all see the same machine:
+
+- ``1``: ``creditlens serve --workers 1``;
+- ``2``: ``creditlens serve --workers 2`` (uvicorn's supervisor: both workers accept on one
+  shared listening socket);
+- ``2 reuseport``: an experiment, two uvicorn processes with one SO_REUSEPORT socket each
+  on the same port, so the kernel spreads the connections over the workers.
 
 This machine has two cores, shared with other jobs: wrk and the workers compete with each
 other and with everything else. So each row also says where the CPU went during the run:
@@ -26,8 +32,13 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +52,59 @@ from tests.live_server import live_server  # noqa: E402
 PORT = 18501
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TICK = os.sysconf("SC_CLK_TCK")
+
+# One worker of the experiment "each worker its own listening socket": SO_REUSEPORT lets the
+# kernel spread new connections over the sockets, where uvicorn's workers share one socket
+# and whichever worker wakes first accepts a whole burst of connections.
+REUSEPORT_WORKER = """
+import socket, sys, uvicorn
+from app.http_protocol import NAME
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+config = uvicorn.Config("app.asgi:app", log_level="warning", access_log=False, http=NAME)
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+@contextmanager
+def reuseport_workers(database_url: str, workers: int) -> Iterator[list[int]]:
+    """``workers`` uvicorn processes on PORT, one SO_REUSEPORT socket each; their pids."""
+    with tempfile.TemporaryDirectory() as metrics:
+        env = {
+            **os.environ,
+            "CREDITLENS_DATABASE_URL": database_url,
+            "CREDITLENS_REDIS_URL": REDIS_URL,
+            "CREDITLENS_RATE_LIMIT_PER_MINUTE": str(10**9),
+            "CREDITLENS_LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": metrics,  # as under `serve --workers N`
+        }
+        with (OUT / "workers-server.log").open("ab") as log:
+            processes = [
+                subprocess.Popen(
+                    [sys.executable, "-c", REUSEPORT_WORKER, str(PORT)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+                for _ in range(workers)
+            ]
+        try:
+            time.sleep(1)
+            for _ in range(300):
+                with suppress(OSError):
+                    urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1).read()
+                    break
+                time.sleep(0.1)
+            time.sleep(2)  # every worker has started (each answers /healthz on its own)
+            yield [process.pid for process in processes]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
 
 
 def children(pid: int) -> list[int]:
@@ -86,6 +150,28 @@ def measure(
     }
 
 
+@contextmanager
+def server(database_url: str, label: str) -> Iterator[list[int]]:
+    """The server of one row, and the pids of the processes that answer requests."""
+    if label.endswith("reuseport"):
+        with reuseport_workers(database_url, int(label.split()[0])) as pids:
+            yield pids
+        return
+    workers = int(label)
+    with live_server(
+        database_url,
+        OUT / "workers-server.log",
+        port=PORT,
+        serve_args=("--workers", str(workers)),
+        redis_url=REDIS_URL,
+        rate_limit_per_minute=10**9,
+        log_level="WARNING",
+    ) as running:
+        # uvicorn's supervisor starts the workers (and multiprocessing's resource
+        # tracker, which answers nothing and shows 0.00).
+        yield children(running.pid) if workers > 1 else [running.pid]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", type=Path, default=OUT / "sqlite-100k.json")
@@ -105,33 +191,23 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for round_number in range(1, args.rounds + 1):
-        for workers in (1, 2):
-            with live_server(
-                dataset["url"],
-                OUT / "workers-server.log",
-                port=PORT,
-                serve_args=("--workers", str(workers)),
-                redis_url=REDIS_URL,
-                rate_limit_per_minute=10**9,
-                log_level="WARNING",
-            ) as server:
-                pids = children(server.pid) if workers > 1 else [server.pid]
+        for label in ("1", "2", "2 reuseport"):
+            with server(dataset["url"], label) as pids:
                 for name in args.scenarios.split(","):
                     query, variables, _ = SCENARIOS[name]
-                    variables = {
-                        k: v.replace("{key}", dataset["key"]) for k, v in variables.items()
-                    }
+                    key = dataset["key"]
+                    variables = {k: v.replace("{key}", key) for k, v in variables.items()}
                     body = {"query": query, "variables": variables}
                     assert not fetch(url, token, body).get("errors")
-                    for _ in range(2 * workers):
-                        fetch(url, token, body)  # warm each worker's caches
+                    for _ in range(4):
+                        fetch(url, token, body)  # warm the workers' caches
                     script = _lua("POST", token, json.dumps(body))
                     row = measure(url, pids, script, args.connections, args.duration)
-                    row.update(scenario=name, workers=workers, round=round_number)
+                    row.update(scenario=name, workers=label, round=round_number)
                     rows.append(row)
                     shares = " + ".join(f"{share:.2f}" for share in row["worker_cpu_shares"])
                     print(
-                        f"| {round_number} | {name} | {workers} | {row['rps']:.0f} | "
+                        f"| {round_number} | {name} | {label} | {row['rps']:.0f} | "
                         f"{row['p50']:.1f} | {row['p99']:.1f} | "
                         f"{row['server_cpu_ms_per_request']:.2f} | {shares} | "
                         f"{row['wrk_cpu_share']:.3f} | {row['others_cores']:.2f} | "

@@ -33,8 +33,9 @@ def server(database_url, tmp_path_factory):
         database_url,
         tmp_path_factory.mktemp("ws") / "server.log",
         # No Redis: one worker fans out in process (tests/test_workers.py: through Redis).
-        ws_init_timeout_seconds=2,
-        ws_idle_timeout_seconds=3,
+        # Short, so the tests that wait for these closes take about a second each.
+        ws_init_timeout_seconds=1,
+        ws_idle_timeout_seconds=1.5,
         ws_max_subscriptions_per_token=2,
     ) as running:
         yield running
@@ -91,9 +92,10 @@ async def test_an_admin_gets_a_tick_now_and_after_each_ingest(server, engine):
         assert first["type"] == "next", first
         assert first["payload"]["data"]["usageUpdates"]["todayCalls"] == 0
         await ingest(server, ingest_token, [event(other.slug, _now(), credits=9)])
-        # Another organization's ingest: no tick.
+        # Another organization's ingest: no tick (a wrong one would come within the 1 s
+        # between ticks plus the ~20 ms a tick takes, bench/ticks.py).
         with pytest.raises(TimeoutError):
-            await receive(socket, wait=2.5)
+            await receive(socket, wait=1.5)
         await ingest(server, ingest_token, [event(tenant.slug, _now(), credits=7)] * 1)
         tick = (await receive(socket))["payload"]["data"]["usageUpdates"]
         assert tick["todayCalls"] == 1
