@@ -1,7 +1,12 @@
-"""Who may read what. Every usage, key and pool field lists ``ADMIN_ON_PAID_PLAN``.
+"""Who may read what. Every usage, key, pool and alert field lists ``ADMIN_ON_PAID_PLAN``.
 
 The checks run in order: a member is told to ask an admin before anyone is told to upgrade,
 because only an admin can act on the second message.
+
+Every field that lists them is a nullable "panel" (shared/DESIGN.md, "GraphQL shape"): a
+refused or failed panel is null with its coded error at its path, and the fields next to it
+still answer, so a member's ``{ organization { name creditPool { consumed } } }`` gets the
+name. ``tests/test_permissions.py`` walks the schema to keep both true.
 """
 
 from __future__ import annotations
@@ -39,3 +44,9 @@ class IsOnPaidPlan(BasePermission):
 
 
 ADMIN_ON_PAID_PLAN: list[type[BasePermission]] = [IsAdmin, IsOnPaidPlan]
+
+# Ends the description of every panel, so clients read in the schema why it may be null.
+PANEL_NOTE = (
+    " Null, with a coded error at this path, when refused (FORBIDDEN, PLAN_REQUIRED) or "
+    "failed; the other fields still answer."
+)

@@ -24,7 +24,7 @@ from domain.periods import (
     period_edges,
 )
 from domain.records import ApiKeyRecord, OrganizationRecord, Share, Tally, UserRecord
-from domain.time_range import ResolvedRange, TimeRangeArgs, resolve_range
+from domain.time_range import ComparisonAlignment, ResolvedRange, TimeRangeArgs, resolve_range
 from resolvers.context import Context
 
 
@@ -40,8 +40,10 @@ class ReportScope:
     def key_filter(self) -> list[int] | None:
         return None if self.api_key_id is None else [self.api_key_id]
 
-    def previous(self) -> ReportScope:
-        return replace(self, range=self.range.previous(self.organization))
+    def previous(
+        self, alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD
+    ) -> ReportScope:
+        return replace(self, range=self.range.previous(self.organization, alignment))
 
 
 @dataclass(frozen=True, slots=True)

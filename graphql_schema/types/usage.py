@@ -11,7 +11,7 @@ from strawberry.types import Info
 from domain.breakdowns import Limited, Rest
 from domain.dimensions import Dimension
 from domain.records import Share
-from graphql_schema.enums import Granularity, TimeRangePreset
+from graphql_schema.enums import ComparisonAlignment, Granularity, TimeRangePreset
 from graphql_schema.scalars import BigInt
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
@@ -31,6 +31,17 @@ RowLimit = Annotated[
             "At most this many rows, from 1 to the server's page size (max_page_size, 100 "
             "unless configured), which is also the default. The rows after them are summed "
             "into one last row with `isOther: true`."
+        )
+    ),
+]
+
+
+Alignment = Annotated[
+    ComparisonAlignment,
+    strawberry.argument(
+        description=(
+            "FULL_PERIOD (the default) compares with the whole previous period; TO_DATE, on "
+            "a running period, with the same elapsed local wall time of it."
         )
     ),
 ]
@@ -316,16 +327,21 @@ class UsageReport:
         description=(
             "The same report for the period of the same calendar length that ends where "
             "this one starts: last week for a week, last month for a month, the previous "
-            "billing cycle for a cycle, else the same wall-clock length in the zone."
+            "billing cycle for a cycle, else the same wall-clock length in the zone. With "
+            "`alignment: TO_DATE` on a running period (TODAY, THIS_WEEK, THIS_MONTH, "
+            "THIS_BILLING_CYCLE), only as much of it as has elapsed of this one, in local "
+            "wall time; on any other range TO_DATE is FULL_PERIOD."
         )
     )
-    def previous(self) -> UsageReport:
-        return UsageReport(scope=self.scope.previous())
+    def previous(self, alignment: Alignment = ComparisonAlignment.FULL_PERIOD) -> UsageReport:
+        return UsageReport(scope=self.scope.previous(alignment))
 
-    @strawberry.field(description="Change of calls and credits against `previous`.")
-    async def change(self, info: Info[Context, None]) -> UsageChange:
+    @strawberry.field(description="Change of calls and credits against `previous(alignment)`.")
+    async def change(
+        self, info: Info[Context, None], alignment: Alignment = ComparisonAlignment.FULL_PERIOD
+    ) -> UsageChange:
         now = await usage_resolvers.totals(info.context, self.scope)
-        before = await usage_resolvers.totals(info.context, self.scope.previous())
+        before = await usage_resolvers.totals(info.context, self.scope.previous(alignment))
         return UsageChange(
             calls_percent=_change(now.calls, before.calls),
             credits_percent=_change(now.credits, before.credits),
