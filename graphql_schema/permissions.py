@@ -16,7 +16,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from domain.errors import Forbidden, PlanRequired
+from domain.errors import CreditLensError, Forbidden, PlanRequired
 from domain.roles import Role
 from resolvers.context import Context
 
@@ -28,8 +28,12 @@ class IsAdmin(BasePermission):
     )
     error_extensions = {"code": Forbidden.code}
 
+    @staticmethod
+    def allows(context: Context) -> bool:
+        return context.viewer.role is Role.ADMIN
+
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        return info.context.viewer.role is Role.ADMIN
+        return self.allows(info.context)
 
 
 class IsOnPaidPlan(BasePermission):
@@ -39,11 +43,27 @@ class IsOnPaidPlan(BasePermission):
     )
     error_extensions = {"code": PlanRequired.code}
 
+    @staticmethod
+    def allows(context: Context) -> bool:
+        return context.organization.is_paid
+
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        return info.context.organization.is_paid
+        return self.allows(info.context)
 
 
 ADMIN_ON_PAID_PLAN: list[type[BasePermission]] = [IsAdmin, IsOnPaidPlan]
+
+
+
+def usage_refusal(context: Context) -> CreditLensError | None:
+    """Why the viewer may not read usage, as the panels would refuse it (the same classes,
+    in the same order), or None: for the routes outside GraphQL (the CSV export)."""
+    if not IsAdmin.allows(context):
+        return Forbidden(IsAdmin.message)
+    if not IsOnPaidPlan.allows(context):
+        return PlanRequired(IsOnPaidPlan.message)
+    return None
+
 
 # Ends the description of every panel, so clients read in the schema why it may be null.
 PANEL_NOTE = (

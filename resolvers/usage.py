@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
@@ -16,6 +16,7 @@ from domain import breakdowns
 from domain.breakdowns import Limited
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput, NotFound
+from domain.outcomes import CallOutcome
 from domain.periods import (
     Granularity,
     count_periods,
@@ -30,11 +31,13 @@ from resolvers.context import Context
 
 @dataclass(frozen=True, slots=True)
 class ReportScope:
-    """What a report covers: an organization, a range, and optionally one API key."""
+    """What a report covers: an organization, a range, optionally one API key, and
+    optionally only some call outcomes (None: all of them)."""
 
     organization: OrganizationRecord
     range: ResolvedRange
     api_key_id: int | None
+    outcomes: frozenset[CallOutcome] | None = None
 
     @property
     def key_filter(self) -> list[int] | None:
@@ -74,6 +77,7 @@ async def scope(
     *,
     key_id: str | None = None,
     api_key_id: int | None = None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> ReportScope:
     # Resolved once per request and argument: the 50 keys of a page share one range (and
     # one "now"), and resolving a preset per key was 6% of such a request (bench P4).
@@ -91,7 +95,22 @@ async def scope(
         context.resolved_ranges[memo_key] = resolved
     if key_id is not None:
         api_key_id = await resolve_key(context, key_id)
-    return ReportScope(organization, resolved, api_key_id)
+    return ReportScope(organization, resolved, api_key_id, _outcome_filter(outcomes))
+
+
+def _outcome_filter(outcomes: Collection[CallOutcome] | None) -> frozenset[CallOutcome] | None:
+    """The outcomes a report keeps; None (all) also for a list naming every outcome, so
+    such a report reads the same rows as one without the argument. An empty list would
+    keep nothing, which no one means: it is refused."""
+    if outcomes is None:
+        return None
+    kept = frozenset(outcomes)
+    if not kept:
+        raise InvalidInput(
+            "outcomes is empty: name at least one outcome, or leave it out for all.",
+            field="outcomes",
+        )
+    return None if kept == frozenset(CallOutcome) else kept
 
 
 async def totals(context: Context, report: ReportScope) -> Tally:
