@@ -326,3 +326,48 @@ async def test_a_parameter_given_twice_is_refused(client, world):
     )
     assert response.status_code == 400
     assert response.json()["field"] == "groupBy"
+
+
+async def test_the_cli_writes_the_same_csv_to_a_file_and_to_stdout(
+    client, world, database_url, tmp_path
+):
+    from tests.test_cli_ingest import run_cli
+
+    tenant, _ = world
+    served = await export(client, tenant.token, groupBy="apiKey", granularity="DAY", **RANGE)
+    assert served.status_code == 200
+    args = ["export", "--org", "acme", "--start", RANGE["start"], "--end", RANGE["end"]]
+    args += ["--group-by", "apiKey", "--granularity", "DAY"]
+    path = tmp_path / "usage.csv"
+    code, _, err = await run_cli(database_url, *args, "--output", str(path))
+    assert code == 0, err
+    assert path.read_bytes() == served.content
+    assert not (tmp_path / "usage.csv.part").exists()
+    code, out, _ = await run_cli(database_url, *args)
+    assert code == 0
+    assert out.encode() == served.content
+
+
+async def test_the_cli_names_the_bad_option_in_one_line(world, database_url, tmp_path):
+    from tests.test_cli_ingest import run_cli
+
+    path = tmp_path / "usage.csv"
+    code, _, err = await run_cli(
+        database_url,
+        "export",
+        "--org",
+        "acme",
+        "--preset",
+        "TODAY",
+        "--key-id",
+        "nobody",
+        "-o",
+        str(path),
+    )
+    assert code == 2
+    assert err.startswith("error: --key-id: ")
+    assert "Traceback" not in err
+    assert not path.exists()
+    assert not (tmp_path / "usage.csv.part").exists()
+    code, _, err = await run_cli(database_url, "export", "--org", "acme", "--granularity", "X")
+    assert (code, err.splitlines()[0][:22]) == (2, "error: --granularity: ")
