@@ -54,7 +54,6 @@ class IsOnPaidPlan(BasePermission):
 ADMIN_ON_PAID_PLAN: list[type[BasePermission]] = [IsAdmin, IsOnPaidPlan]
 
 
-
 def usage_refusal(context: Context) -> CreditLensError | None:
     """Why the viewer may not read usage, as the panels would refuse it (the same classes,
     in the same order), or None: for the routes outside GraphQL (the CSV export)."""

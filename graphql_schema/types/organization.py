@@ -9,13 +9,13 @@ from strawberry.types import Info
 
 from domain.dimensions import Dimension
 from domain.records import OrganizationRecord
-from graphql_schema.enums import Plan
+from graphql_schema.enums import CallOutcome, Plan
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN, PANEL_NOTE
 from graphql_schema.scalars import BigInt
 from graphql_schema.types.alert import Alert
 from graphql_schema.types.api_key import ApiKey, ApiKeyConnection, ApiKeyEdge, PageInfo
-from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
+from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, UsageReport
 from resolvers import alerts as alert_resolvers
 from resolvers import api_keys as api_key_resolvers
 from resolvers import credit_pool as pool_resolvers
@@ -133,9 +133,10 @@ class Organization:
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
+        outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
     ) -> list[EndpointUsage] | None:
-        report = await self._scope(info, time_range, key_id)
+        report = await self._scope(info, time_range, key_id, outcomes)
         limited = await usage_resolvers.breakdown(
             info.context, report, Dimension.ENDPOINT, limit=limit
         )
@@ -150,8 +151,9 @@ class Organization:
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
+        outcomes: OutcomeFilter = None,
     ) -> UsageReport | None:
-        return UsageReport(scope=await self._scope(info, time_range, key_id))
+        return UsageReport(scope=await self._scope(info, time_range, key_id, outcomes))
 
     @strawberry.field(
         description=(
@@ -165,11 +167,16 @@ class Organization:
         return Alert.of(info.context, await alert_resolvers.list_alerts(info.context))
 
     async def _scope(
-        self, info: Info[Context, None], time_range: TimeRangeInput, key_id: strawberry.ID | None
+        self,
+        info: Info[Context, None],
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None,
+        outcomes: list[CallOutcome] | None,
     ) -> usage_resolvers.ReportScope:
         return await usage_resolvers.scope(
             info.context,
             self.record,
             time_range.to_args(),
             key_id=None if key_id is None else str(key_id),
+            outcomes=outcomes,
         )

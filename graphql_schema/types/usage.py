@@ -11,7 +11,7 @@ from strawberry.types import Info
 from domain.breakdowns import Limited, Rest
 from domain.dimensions import Dimension
 from domain.records import Share
-from graphql_schema.enums import ComparisonAlignment, Granularity, TimeRangePreset
+from graphql_schema.enums import CallOutcome, ComparisonAlignment, Granularity, TimeRangePreset
 from graphql_schema.scalars import BigInt
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
@@ -35,6 +35,19 @@ RowLimit = Annotated[
     ),
 ]
 
+
+# The filter every report-creating field takes (Organization and ApiKey: usage,
+# endpointUsage); the report's scope carries it to every figure read from it.
+OutcomeFilter = Annotated[
+    list[CallOutcome] | None,
+    strawberry.argument(
+        description=(
+            "Only calls with these outcomes: every figure of the report (totals, each "
+            "breakdown, series, previous, change, spikes) counts only them. Leave it out "
+            "for all calls; an empty list is refused (BAD_USER_INPUT)."
+        )
+    ),
+]
 
 Alignment = Annotated[
     ComparisonAlignment,
