@@ -32,6 +32,7 @@ GROUPS = {
     "source": ExportGroup.SOURCE,
     "user": ExportGroup.USER,
     "apiKey": ExportGroup.API_KEY,
+    "outcome": ExportGroup.OUTCOME,
 }
 PARAMETERS = (
     "preset",

@@ -46,6 +46,7 @@ class ExportGroup(Enum):
     SOURCE = "source"
     USER = "user"
     API_KEY = "api_key"
+    OUTCOME = "outcome"
 
 
 DIMENSION = {
@@ -53,15 +54,16 @@ DIMENSION = {
     ExportGroup.SOURCE: Dimension.SOURCE,
     ExportGroup.USER: Dimension.USER,
     ExportGroup.API_KEY: Dimension.TOTAL,  # grouped by key instead (``by_key``)
+    ExportGroup.OUTCOME: Dimension.TOTAL,  # grouped by outcome instead (``by_outcome``)
 }
 
 
 @dataclass(frozen=True, slots=True)
 class ExportRow:
     """One row: a group's figures in a bucket (``start``/``end`` None without buckets).
-    ``label`` is the endpoint or source, or the id of the user or key ("" for calls without
-    one); ``percent`` is the row's share of its bucket's credits (of the calls when none
-    cost credits), as in ``UsageShare.percentOfTotal``."""
+    ``label`` is the endpoint, source or outcome (``NO_RESULT``), or the id of the user or
+    key ("" for calls without one); ``percent`` is the row's share of its bucket's credits
+    (of the calls when none cost credits), as in ``UsageShare.percentOfTotal``."""
 
     start: datetime | None
     end: datetime | None
@@ -147,6 +149,8 @@ async def _read(
                 edges=edges,
                 api_key_ids=report.key_filter,
                 by_key=group is ExportGroup.API_KEY,
+                outcomes=report.outcomes,
+                by_outcome=group is ExportGroup.OUTCOME,
             )
     except RawScanTooLarge as error:
         offset = off_grid_offset(edges, report.range.zone)

@@ -116,7 +116,13 @@ def _outcome_filter(outcomes: Collection[CallOutcome] | None) -> frozenset[CallO
 async def totals(context: Context, report: ReportScope) -> Tally:
     """Calls and credits of the report, read once per request however often asked."""
     return await context.loaders.totals.load(
-        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+        (
+            report.organization.id,
+            report.api_key_id,
+            report.range.start,
+            report.range.end,
+            report.outcomes,
+        )
     )
 
 
@@ -144,6 +150,7 @@ async def _shares(context: Context, report: ReportScope, dimension: Dimension) -
             start=report.range.start,
             end=report.range.end,
             api_key_ids=report.key_filter,
+            outcomes=report.outcomes,
         )
 
 
@@ -162,7 +169,13 @@ async def endpoint_usage_of_key(
     assert report.api_key_id is not None
     rows = row_limit(context, limit)
     shares = await context.loaders.endpoint_usage_by_key.load(
-        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+        (
+            report.organization.id,
+            report.api_key_id,
+            report.range.start,
+            report.range.end,
+            report.outcomes,
+        )
     )
     return breakdowns.top(shares, rows)
 
@@ -231,6 +244,7 @@ async def by_api_key(
             start=report.range.start,
             end=report.range.end,
             api_key_ids=report.key_filter,
+            outcomes=report.outcomes,
         )
         contenders = breakdowns.contenders(shares, rows)
         ids = [int(share.value) for share in contenders if share.value != NO_KEY]
@@ -263,6 +277,7 @@ async def series(context: Context, report: ReportScope, granularity: Granularity
                 organization_id=report.organization.id,
                 edges=edges,
                 api_key_ids=report.key_filter,
+                outcomes=report.outcomes,
             )
     except RawScanTooLarge as error:
         offset = off_grid_offset(edges, report.range.zone)

@@ -20,6 +20,7 @@ from tests.factories import (
     make_tenant,
     post_events,
 )
+from tests.reports.test_outcome_filter import outcome
 
 ZONE = "Asia/Kathmandu"  # +05:45: local days are not UTC days
 NOW = datetime(2026, 6, 20, 12, tzinfo=UTC)
@@ -45,6 +46,7 @@ def make_events(slug: str) -> list[dict]:
                 source=SOURCES[index % len(SOURCES)],
                 user=user,
                 credits=(index * 7) % 11,
+                status=[200, 404, 200, 429, 503, 400, 201][index % 7],
             )
         )
     return events
@@ -120,6 +122,67 @@ async def test_a_table_equals_the_raw_events_and_graphql(client, world, group_by
         assert [float(row["percent_of_total"]) for row in rows] == [
             r["percentOfTotal"] for r in report["byEndpoint"]
         ]
+
+
+async def test_rows_per_outcome_equal_the_raw_events(client, world):
+    tenant, events = world
+    rows = parse(await export(client, tenant.token, groupBy="outcome", **RANGE))
+    assert list(rows[0]) == ["outcome", "calls", "credits_consumed", "percent_of_total"]
+    got = [[row["outcome"], int(row["calls"]), int(row["credits_consumed"])] for row in rows]
+    expected = oracle.table(oracle.select(events, START, END), outcome)
+    assert got == [list(row) for row in expected]
+    assert {row[0] for row in got} == {
+        "SUCCESS",
+        "NO_RESULT",
+        "RATE_LIMITED",
+        "SERVER_ERROR",
+        "CLIENT_ERROR",
+    }
+
+
+async def test_the_outcomes_filter_restricts_every_row_as_in_graphql(client, world):
+    tenant, events = world
+    response = await export(
+        client, tenant.token, outcomes="NO_RESULT,SERVER_ERROR", granularity="DAY", **RANGE
+    )
+    rows = parse(response)
+    kept = [item for item in events if outcome(item) in {"NO_RESULT", "SERVER_ERROR"}]
+    edges = oracle.bucket_edges(START, END, ZONE, "DAY")
+    expected = []
+    for low, high in itertools.pairwise(edges):
+        for endpoint, calls, credits in oracle.table(
+            oracle.select(kept, low, high), lambda item: item["endpoint"]
+        ):
+            expected.append([low.isoformat(), endpoint, calls, credits])
+    got = [
+        [
+            row["bucket_start"],
+            unguard(row["endpoint"]),
+            int(row["calls"]),
+            int(row["credits_consumed"]),
+        ]
+        for row in rows
+    ]
+    assert got == expected
+    whole = parse(
+        await client.get(
+            "/v1/exports/usage.csv",
+            params=[("outcomes", "NO_RESULT"), ("outcomes", "SERVER_ERROR"), *RANGE.items()],
+            headers={"Authorization": f"Bearer {tenant.token}"},
+        )
+    )
+    endpoint_usage = (
+        await graphql(
+            client,
+            tenant.token,
+            "query($r: TimeRangeInput!) { organization { endpointUsage(timeRange: $r, "
+            "outcomes: [NO_RESULT, SERVER_ERROR]) { endpoint calls creditsConsumed } } }",
+            {"r": RANGE},
+        )
+    ).json()["data"]["organization"]["endpointUsage"]
+    assert [
+        [unguard(row["endpoint"]), int(row["calls"]), int(row["credits_consumed"])] for row in whole
+    ] == [[r["endpoint"], r["calls"], r["creditsConsumed"]] for r in endpoint_usage]
 
 
 async def test_daily_rows_per_key_equal_the_raw_events_and_the_series(client, world):
