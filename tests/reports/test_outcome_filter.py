@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from tests import oracle
 from tests.factories import event, graphql, make_tenant, post_events
@@ -170,3 +171,31 @@ async def test_an_empty_list_is_refused_and_the_other_panels_answer(client, worl
     assert body["data"]["organization"] == {"name": tenant.slug.title(), "usage": None}
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "outcomes"}
+
+
+async def test_a_page_of_keys_reads_its_filtered_tables_in_one_query(client, engine, world):
+    tenant, _ = world
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    query = """
+    query($r: TimeRangeInput!) {
+      organization { apiKeys { nodes {
+        endpointUsage(timeRange: $r, outcomes: [NO_RESULT]) { endpoint calls }
+        all: endpointUsage(timeRange: $r) { endpoint calls }
+      } } }
+    }
+    """
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        data = await ask(client, tenant.token, query, {"r": explicit(START, END)})
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+    nodes = data["apiKeys"]["nodes"]
+    assert len(nodes) == 3
+    assert all(node["endpointUsage"] != node["all"] for node in nodes)
+    # One grouped read per filter for the whole page, not one per key.
+    reads = [s for s in statements if "usage_rollups" in s or "usage_events" in s]
+    assert len(reads) == 2, reads
