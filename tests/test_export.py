@@ -7,10 +7,17 @@ import csv
 import io
 import itertools
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from app.export_csv import guard
+from domain.periods import Granularity, period_edges
+from resolvers import export as export_rows
 from tests import oracle
 from tests.factories import (
     add_user,
@@ -434,3 +441,27 @@ async def test_the_cli_names_the_bad_option_in_one_line(world, database_url, tmp
     assert not (tmp_path / "usage.csv.part").exists()
     code, _, err = await run_cli(database_url, "export", "--org", "acme", "--granularity", "X")
     assert (code, err.splitlines()[0][:22]) == (2, "error: --granularity: ")
+
+
+@given(
+    zone=st.sampled_from(oracle.TRICKY_ZONES),
+    granularity=st.sampled_from(list(Granularity)),
+    start=st.datetimes(
+        min_value=datetime(2024, 1, 1),  # noqa: DTZ001 - hypothesis adds the zone
+        max_value=datetime(2026, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    days=st.integers(1, 800),
+)
+@hypothesis_settings(max_examples=40, deadline=None)
+def test_the_buckets_come_in_bounded_chunks_that_join_into_the_series(
+    zone, granularity, start, days
+):
+    end = start + timedelta(days=days, minutes=7)
+    scope = SimpleNamespace(range=SimpleNamespace(start=start, end=end, zone=ZoneInfo(zone)))
+    edges = list(export_rows._edges(scope, granularity))
+    assert edges == period_edges(start, end, granularity, ZoneInfo(zone))
+    chunks = list(export_rows._chunks(iter(edges)))
+    assert all(2 <= len(chunk) <= export_rows.BUCKETS_PER_CHUNK + 1 for chunk in chunks)
+    joined = [chunks[0][0]] + [edge for chunk in chunks for edge in chunk[1:]]
+    assert joined == edges
