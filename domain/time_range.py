@@ -61,7 +61,7 @@ class ResolvedRange:
         alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD,
     ) -> ResolvedRange:
         """The period of the same calendar length just before this one, ending at ``start``;
-        with ``TO_DATE`` on a running period, only its first part (``to_date``).
+        with ``TO_DATE`` on a running period, only its first part (``_to_date_end``).
 
         A billing cycle's previous period is the previous cycle; whole calendar months
         move by months (THIS_MONTH gives last month, whatever its length); any other
