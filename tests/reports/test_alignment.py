@@ -34,6 +34,14 @@ CASES = {
         (utc(2026, 3, 29, 22), utc(2026, 4, 5, 22)),
         (utc(2026, 3, 22, 23), utc(2026, 3, 23, 8)),
     ),
+    # Monday 09:00 CET, the day after Berlin's autumn change, against Monday 09:00 CEST.
+    "berlin-week-after-autumn": (
+        "Europe/Berlin",
+        "THIS_WEEK",
+        utc(2026, 10, 26, 8),
+        (utc(2026, 10, 25, 23), utc(2026, 11, 1, 23)),
+        (utc(2026, 10, 18, 22), utc(2026, 10, 19, 7)),
+    ),
     # Noon on Berlin's autumn day (13 real hours in) against Saturday noon (12 hours).
     "berlin-autumn-day": (
         "Europe/Berlin",
