@@ -49,8 +49,9 @@ OutcomeFilter = Annotated[
     ),
 ]
 
+# Nullable, as shared/DESIGN.md spells it: an explicit null is the default, FULL_PERIOD.
 Alignment = Annotated[
-    ComparisonAlignment,
+    ComparisonAlignment | None,
     strawberry.argument(
         description=(
             "FULL_PERIOD (the default) compares with the whole previous period; TO_DATE, on "
@@ -184,6 +185,10 @@ class UsageChange:
     credits_percent: float | None = strawberry.field(
         description="Change in credits, in percent; null when the previous period had none."
     )
+
+
+def _aligned(alignment: ComparisonAlignment | None) -> ComparisonAlignment:
+    return ComparisonAlignment.FULL_PERIOD if alignment is None else alignment
 
 
 def _change(now: int, before: int) -> float | None:
@@ -347,14 +352,16 @@ class UsageReport:
         )
     )
     def previous(self, alignment: Alignment = ComparisonAlignment.FULL_PERIOD) -> UsageReport:
-        return UsageReport(scope=self.scope.previous(alignment))
+        return UsageReport(scope=self.scope.previous(_aligned(alignment)))
 
     @strawberry.field(description="Change of calls and credits against `previous(alignment)`.")
     async def change(
         self, info: Info[Context, None], alignment: Alignment = ComparisonAlignment.FULL_PERIOD
     ) -> UsageChange:
         now = await usage_resolvers.totals(info.context, self.scope)
-        before = await usage_resolvers.totals(info.context, self.scope.previous(alignment))
+        before = await usage_resolvers.totals(
+            info.context, self.scope.previous(_aligned(alignment))
+        )
         return UsageChange(
             calls_percent=_change(now.calls, before.calls),
             credits_percent=_change(now.credits, before.credits),

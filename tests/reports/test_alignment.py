@@ -112,3 +112,18 @@ async def test_to_date_on_a_finished_period_is_the_full_period(client, tenant, i
     report = (await ask(client, tenant.token, QUERY, {"preset": "LAST_WEEK"}))["usage"]
     assert report["toDate"] == report["full"]
     assert report["toDateChange"]["creditsPercent"] == report["fullChange"]["creditsPercent"]
+
+
+async def test_an_explicit_null_alignment_is_the_full_period(client, tenant, ingest):
+    events = [event(tenant.slug, utc(2027, 1, 15, 11) - timedelta(days=d)) for d in range(9)]
+    assert (await post_events(client, ingest, events)).status_code == 200
+    query = """
+    { organization { usage(timeRange: {preset: TODAY}) {
+        a: previous(alignment: null) { range { start end } calls }
+        b: previous { range { start end } calls }
+        c: change(alignment: null) { callsPercent }
+    } } }
+    """
+    report = (await ask(client, tenant.token, query, {}))["usage"]
+    assert report["a"] == report["b"]
+    assert report["a"]["calls"] == 1
