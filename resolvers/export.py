@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from db.queries import reports
@@ -33,9 +33,12 @@ from domain.records import Share, Tally
 from resolvers.context import Context
 from resolvers.usage import LOOKUP_CHUNK, ReportScope
 
-# Buckets read per statement: a week of hours. A chunk holds at most this many buckets
-# times the groups active in them; a year of hours per key is 53 such reads.
+# What one statement reads: at most this many buckets, and at most a week of them unless
+# one bucket is longer. The week bounds the rollup rows read (a day that is not a UTC day
+# is summed from hour rows: 168 local days would be 4,032 hours of rows per group); the
+# count bounds the rows produced. A year is about 52 statements at any granularity.
 BUCKETS_PER_CHUNK = 168
+CHUNK_SPAN = timedelta(days=7)
 
 
 class ExportGroup(Enum):
@@ -74,11 +77,13 @@ class ExportRow:
 
 
 def _chunks(edges_of: Iterator[datetime]) -> Iterator[list[datetime]]:
-    """Consecutive runs of at most ``BUCKETS_PER_CHUNK`` buckets (shared edges)."""
+    """Consecutive runs of buckets (sharing their edges): at most ``BUCKETS_PER_CHUNK``,
+    and spanning at most ``CHUNK_SPAN`` unless a single bucket is longer."""
     chunk: list[datetime] = []
     for edge in edges_of:
         chunk.append(edge)
-        if len(chunk) == BUCKETS_PER_CHUNK + 1:
+        buckets = len(chunk) - 1
+        if buckets >= BUCKETS_PER_CHUNK or (buckets and chunk[-1] - chunk[0] >= CHUNK_SPAN):
             yield chunk
             chunk = [edge]
     if len(chunk) > 1:

@@ -462,6 +462,9 @@ def test_the_buckets_come_in_bounded_chunks_that_join_into_the_series(
     edges = list(export_rows._edges(scope, granularity))
     assert edges == period_edges(start, end, granularity, ZoneInfo(zone))
     chunks = list(export_rows._chunks(iter(edges)))
-    assert all(2 <= len(chunk) <= export_rows.BUCKETS_PER_CHUNK + 1 for chunk in chunks)
+    for chunk in chunks:
+        assert 2 <= len(chunk) <= export_rows.BUCKETS_PER_CHUNK + 1
+        # A week at most, unless the chunk is one bucket (a month) or ends the range.
+        assert chunk[-2] - chunk[0] < export_rows.CHUNK_SPAN or len(chunk) == 2 or chunk[-1] == end
     joined = [chunks[0][0]] + [edge for chunk in chunks for edge in chunk[1:]]
     assert joined == edges
