@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -118,10 +119,9 @@ def run_worker(options: ServeOptions, parent: int) -> None:
     except OSError as error:
         logging.getLogger("uvicorn.error").error(error)
         raise SystemExit(STARTUP_FAILURE) from error
-    try:
+    # uvicorn re-raises the SIGINT it drained for: the supervisor knows, no traceback.
+    with suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises the SIGINT it drained for; the supervisor asked for it
 
 
 class Supervisor:
