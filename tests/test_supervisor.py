@@ -77,13 +77,10 @@ def answered_per_worker(metrics: Path) -> Counter[int]:
 
 async def many_connections(url: str) -> list[int]:
     """CONNECTIONS requests, eight at a time, each on a connection of its own."""
-    gate = asyncio.Semaphore(8)
-
-    async def one() -> int:
-        async with gate, httpx.AsyncClient(base_url=url, timeout=30) as http:
-            return (await http.get("/healthz")).status_code
-
-    return list(await asyncio.gather(*(one() for _ in range(CONNECTIONS))))
+    no_reuse = httpx.Limits(max_connections=8, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=no_reuse) as http:
+        answers = await asyncio.gather(*(http.get("/healthz") for _ in range(CONNECTIONS)))
+    return [answer.status_code for answer in answers]
 
 
 async def test_each_worker_has_its_own_socket_and_a_killed_one_is_replaced(
