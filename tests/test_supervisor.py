@@ -103,7 +103,12 @@ async def test_each_worker_has_its_own_socket_and_a_killed_one_is_replaced(
         before = answered_per_worker(metrics)
         statuses = await many_connections(server.url)
         assert statuses == [200] * CONNECTIONS
+        # A worker counts an answer just after sending it: wait for the last counts.
+        deadline = time.monotonic() + 10
         answered = answered_per_worker(metrics) - before
+        while sum(answered.values()) < CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.05)
+            answered = answered_per_worker(metrics) - before
         assert sum(answered.values()) == CONNECTIONS, answered
         # The kernel hashes each connection to a socket: both workers take a share (all 60
         # on one worker, or fewer than 10 on either, has odds under 1 in 10^6).
