@@ -107,7 +107,7 @@ async def test_each_worker_has_its_own_socket_and_a_killed_one_is_replaced(
         deadline = time.monotonic() + 10
         answered = answered_per_worker(metrics) - before
         while sum(answered.values()) < CONNECTIONS and time.monotonic() < deadline:
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
             answered = answered_per_worker(metrics) - before
         assert sum(answered.values()) == CONNECTIONS, answered
         # The kernel hashes each connection to a socket: both workers take a share (all 60
