@@ -40,14 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from reads import SCENARIOS  # noqa: E402
-
-FLOOR_PATHS = {
-    "a-all": "/floor/endpoint-usage?preset=LAST_30_DAYS",
-    "a-key": "/floor/endpoint-usage?preset=LAST_30_DAYS&key={key}",
-    "b": "/floor/report?preset=LAST_90_DAYS",
-    "c": "/floor/keys-endpoint-usage?preset=LAST_30_DAYS&first=50",
-}
+from reads import FLOOR_PATHS, SCENARIOS  # noqa: E402
 
 # Attribution of profiled functions by where they are defined (first match wins).
 LAYERS = [
@@ -218,7 +211,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     await task
     if args.dump:
-        Path(args.dump).write_bytes(driver.body)
+        args.body = driver.body
     result = {
         "app": args.app,
         "scenario": args.scenario,
@@ -312,6 +305,8 @@ def main() -> None:
         result = uvloop.run(run(args))
     else:
         result = asyncio.run(run(args))
+    if args.dump:
+        Path(args.dump).write_bytes(args.body)
     print(json.dumps(result, indent=1))
 
 
