@@ -79,6 +79,67 @@ class RowExecution(StrawberryGraphQLCoreExecutionContext):
         # row of a list); the set is kept alive with its plan, so its id is not reused.
         self._plans: dict[tuple[str, int], tuple[object, Plan]] = {}
 
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of such rows, each completed in one step (no path, no per-row calls);
+        any other list, a list holding a null or a row that needs the usual path, or a
+        streamed list: graphql-core's own completion."""
+        rows = None
+        if (
+            isinstance(items, list | tuple)
+            and self.get_stream_usage(field_details_list, path) is None
+        ):
+            rows = self._rows(item_type, field_details_list, info, items)
+        if rows is not None:
+            return rows
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _rows(
+        self, item_type: Any, field_details_list: Any, info: Any, items: Any
+    ) -> list[dict[str, Any]] | None:
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        grouped_field_set, new_defer_usages, *_ = self.collect_subfields(
+            object_type, field_details_list
+        )
+        if new_defer_usages:
+            return None
+        plan = self._plan_of(object_type, grouped_field_set)
+        if not plan:
+            return None
+        is_type_of = object_type.is_type_of
+        rows = []
+        for item in items:
+            if item is None:
+                return None
+            if is_type_of is not None and is_type_of(item, info) is not True:
+                return None  # False (an error) or awaitable: the usual path decides
+            row = self._row(plan, object_type, item)
+            if row is None:
+                return None
+            rows.append(row)
+        return rows
+
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return _NO_PLAN
+        key = (parent_type.name, id(grouped_field_set))
+        known = self._plans.get(key)
+        if known is None:
+            known = (grouped_field_set, _plan(parent_type, grouped_field_set))
+            self._plans[key] = known
+        return known[1]
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,
@@ -87,17 +148,11 @@ class RowExecution(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
-        if self.middleware_manager is None or not self.middleware_manager.middlewares:
-            key = (parent_type.name, id(grouped_field_set))
-            known = self._plans.get(key)
-            if known is None:
-                known = (grouped_field_set, _plan(parent_type, grouped_field_set))
-                self._plans[key] = known
-            plan = known[1]
-            if plan:
-                row = self._row(plan, parent_type, source_value)
-                if row is not None:
-                    return row
+        plan = self._plan_of(parent_type, grouped_field_set)
+        if plan:
+            row = self._row(plan, parent_type, source_value)
+            if row is not None:
+                return row
         return super().execute_fields(
             parent_type, source_value, path, grouped_field_set, position_context
         )
