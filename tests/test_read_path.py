@@ -204,6 +204,18 @@ class _Context:
         self.db = db
 
 
+async def _write_then_fail(db: RequestDatabase) -> None:
+    async with _writing(_Context(db)) as conn:  # type: ignore[arg-type]
+        await conn.execute(
+            text(
+                "INSERT INTO organizations (slug, name, plan, timezone, "
+                "credit_allowance, billing_cycle_anchor, created_at) VALUES "
+                "('gone', 'Gone', 'PRO', 'UTC', 1, '2026-01-01', '2026-01-01')"
+            )
+        )
+        raise RuntimeError("fails after writing")
+
+
 async def test_a_write_on_a_reading_connection_is_one_transaction(engine, is_postgres):
     reading = engine.execution_options(isolation_level="AUTOCOMMIT") if is_postgres else engine
     db = RequestDatabase(reading)
@@ -211,15 +223,7 @@ async def test_a_write_on_a_reading_connection_is_one_transaction(engine, is_pos
         async with db.connection() as conn:
             await conn.execute(text("SELECT 1"))  # a read first, as authentication does
         with pytest.raises(RuntimeError):
-            async with _writing(_Context(db)) as conn:  # type: ignore[arg-type]
-                await conn.execute(
-                    text(
-                        "INSERT INTO organizations (slug, name, plan, timezone, "
-                        "credit_allowance, billing_cycle_anchor, created_at) VALUES "
-                        "('gone', 'Gone', 'PRO', 'UTC', 1, '2026-01-01', '2026-01-01')"
-                    )
-                )
-                raise RuntimeError("fails after writing")
+            await _write_then_fail(db)
     finally:
         await db.close()
     async with engine.connect() as conn:
