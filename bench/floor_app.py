@@ -20,7 +20,8 @@ Routes (GET, ``Authorization: Bearer``):
 
 - ``/floor/endpoint-usage?preset=LAST_30_DAYS[&key=ID]``: scenarios a-all and a-key, as
   ``{"data":{"organization":{"endpointUsage":[...]}}}``
-- ``/floor/keys-endpoint-usage?preset=LAST_30_DAYS&first=50``: scenario c
+- ``/floor/keys-endpoint-usage?preset=LAST_30_DAYS&first=50``: scenario c (the page of
+  keys and one grouped breakdown; the page's total count is not asked, so not read)
 - ``/floor/report?preset=LAST_90_DAYS``: scenario b
 - ``/healthz``
 """
