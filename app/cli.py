@@ -112,7 +112,7 @@ def serve(
 
     import uvicorn
 
-    from app.http_protocol import NAME as HEADER_TIMEOUT_PROTOCOL
+    from app.http_protocol import protocol_name
     from app.workers import WorkersRefused, check_workers, prepare_metrics_directory
 
     settings = Settings()
@@ -158,9 +158,11 @@ def serve(
             port=port,
             log_level=settings.log_level.lower(),
             access_log=False,
-            # h11 with a deadline for request headers (slow clients, docs/hardening.md);
-            # the worker process builds it from this import string.
-            http=HEADER_TIMEOUT_PROTOCOL,
+            # httptools (h11 without it) with a deadline for request headers (slow clients,
+            # docs/hardening.md); the worker process builds it from this import string.
+            # The event loop is uvloop when installed ("auto"); both: bench/PROPOSALS.md R1.
+            http=protocol_name(),
+            loop="auto",
             # SIGTERM: stop accepting, answer what is in flight, then go (docs/deploy.md).
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )

@@ -10,7 +10,8 @@ That option, spread this way, is Linux's (3.9 and later): ``serve --workers N`` 
 What stays as under uvicorn's supervisor (tests/test_workers.py, tests/test_supervisor.py):
 
 - each worker is ``uvicorn.Server`` with the same settings as one-worker ``serve``: the
-  header-timeout protocol, no access log, ``shutdown_timeout_seconds`` to drain;
+  header-timeout protocol (httptools), uvloop when installed, no access log,
+  ``shutdown_timeout_seconds`` to drain;
 - SIGTERM or SIGINT (Ctrl-C) to the supervisor: every worker gets SIGTERM and drains
   (uvicorn's graceful shutdown: in-flight requests answered, subscriptions closed with 1012);
   the supervisor exits 0 once all have gone. A second SIGINT is passed on as SIGINT, which
@@ -45,7 +46,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from app.http_protocol import NAME as HEADER_TIMEOUT_PROTOCOL
+from app.http_protocol import protocol_name
 
 log = logging.getLogger("creditlens.supervisor")
 # A fresh interpreter per worker, as uvicorn does: forking would copy the supervisor's state
@@ -111,7 +112,10 @@ def run_worker(options: ServeOptions, parent: int) -> None:
         port=options.port,
         log_level=options.log_level,
         access_log=False,
-        http=HEADER_TIMEOUT_PROTOCOL,
+        # As one-worker `serve`: httptools with the header deadline and bound (h11 without
+        # httptools), uvloop when installed.
+        http=protocol_name(),
+        loop="auto",
         timeout_graceful_shutdown=options.shutdown_timeout_seconds,
     )
     try:

@@ -57,9 +57,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 # The baseline: uvicorn's supervisor, whose workers share the one socket it binds.
 UVICORN_SUPERVISOR = """
 import sys, uvicorn
-from app.http_protocol import NAME
+from app.http_protocol import protocol_name
 uvicorn.run("app.asgi:app", host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
-            log_level="warning", access_log=False, http=NAME)
+            log_level="warning", access_log=False, http=protocol_name(), loop="auto")
 """
 
 
