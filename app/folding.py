@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.metrics import Metrics
 from db.engine import create_engine
-from db.folding import FOLD_ROWS, fold
+from db.folding import fold, fold_rows
 
 log = logging.getLogger("creditlens.folding")
 
@@ -33,10 +33,11 @@ RETRY_SECONDS = 1.0
 async def run_folder(url: str, metrics: Metrics, stop: asyncio.Event) -> None:
     """Fold until ``stop`` is set."""
     engine = create_engine(url, pool_size=1)
+    limit = fold_rows(engine)
     try:
         while not stop.is_set():
             try:
-                done = await fold(engine)
+                done = await fold(engine, limit)
             except SQLAlchemyError as error:
                 log.warning("rollup fold failed, retrying: %s", type(error).__name__)
                 await _pause(stop, RETRY_SECONDS)
@@ -44,7 +45,7 @@ async def run_folder(url: str, metrics: Metrics, stop: asyncio.Event) -> None:
             if done.events and done.oldest_received_ms is not None:
                 lag = max(0.0, time.time() - done.oldest_received_ms / 1000)
                 metrics.folded(done.events, lag)
-            if done.events < FOLD_ROWS:
+            if done.events < limit:
                 await _pause(stop, POLL_SECONDS)
     finally:
         await engine.dispose()

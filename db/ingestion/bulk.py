@@ -139,18 +139,80 @@ async def sqlite_add_pending(
         )
 
 
+async def lookup(
+    conn: AsyncConnection, table: str, pairs: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    """Ids of the rows of ``table`` (users or api_keys) named by (organization, external
+    id), through their unique index."""
+    found: dict[tuple[int, str], int] = {}
+    if not pairs:
+        return found
+    if conn.dialect.name == "postgresql":
+        rows = await conn.exec_driver_sql(
+            f"SELECT t.id, t.organization_id, t.external_id FROM {table} AS t "
+            "JOIN unnest($1::bigint[], $2::varchar[]) AS wanted (organization_id, external_id) "
+            "ON t.organization_id = wanted.organization_id "
+            "AND t.external_id = wanted.external_id",
+            tuple(_columns(pairs)),
+        )
+        for ident, org, external in map(tuple, rows):
+            found[(org, external)] = ident
+        return found
+    # SQLite allows 32,766 bound parameters: chunks of 5,000 pairs.
+    for start in range(0, len(pairs), 5000):
+        chunk = pairs[start : start + 5000]
+        rows = await conn.exec_driver_sql(
+            f"SELECT t.id, t.organization_id, t.external_id FROM "
+            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS wanted JOIN {table} AS t "
+            "ON t.organization_id = wanted.column1 AND t.external_id = wanted.column2",
+            tuple(value for pair in chunk for value in pair),
+        )
+        for ident, org, external in map(tuple, rows):
+            found[(org, external)] = ident
+    return found
+
+
+async def widen_key_spans(
+    conn: AsyncConnection, spans: dict[int, tuple[datetime, datetime]]
+) -> None:
+    """Move ``first_seen_at`` of API keys back and ``last_used_at`` forward to cover
+    (earliest, latest) per key id; never the other way. One statement per key, in id order
+    (see ``move_forward``), touching only keys whose span grows."""
+    if not spans:
+        return
+    pairs = sorted(spans.items())
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(
+            "UPDATE api_keys SET "
+            "first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > $1 "
+            "THEN $1 ELSE first_seen_at END, "
+            "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 "
+            "THEN $2 ELSE last_used_at END "
+            "WHERE id = $3 AND (first_seen_at IS NULL OR first_seen_at > $1 "
+            "OR last_used_at IS NULL OR last_used_at < $2)",
+            [(first, last, ident) for ident, (first, last) in pairs],
+        )
+    else:
+        await conn.exec_driver_sql(
+            "UPDATE api_keys SET "
+            "first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > ?1 "
+            "THEN ?1 ELSE first_seen_at END, "
+            "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ?2 "
+            "THEN ?2 ELSE last_used_at END "
+            "WHERE id = ?3 AND (first_seen_at IS NULL OR first_seen_at > ?1 "
+            "OR last_used_at IS NULL OR last_used_at < ?2)",
+            [
+                (_sqlite_instant(first), _sqlite_instant(last), ident)
+                for ident, (first, last) in pairs
+            ],
+        )
+
+
 async def move_forward(
     conn: AsyncConnection, table: str, column: str, latest: dict[int, datetime]
 ) -> None:
     """Set ``column`` of rows ``id`` to a later instant; never moves one back."""
     await _move(conn, table, column, latest, "<")
-
-
-async def move_backward(
-    conn: AsyncConnection, table: str, column: str, earliest: dict[int, datetime]
-) -> None:
-    """Set ``column`` of rows ``id`` to an earlier instant; never moves one forward."""
-    await _move(conn, table, column, earliest, ">")
 
 
 async def _move(
