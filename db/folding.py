@@ -38,6 +38,7 @@ def fold_rows(engine: AsyncEngine) -> int:
     """How many pending rows one fold takes on this database."""
     return FOLD_ROWS if engine.dialect.name == "postgresql" else SQLITE_FOLD_ROWS
 
+
 QUARTER = GRAIN_SECONDS[0]
 ROLLUP_COLUMNS = (
     "organization_id, dimension, grain, bucket, api_key_id, value, outcome, calls, credits"
@@ -159,7 +160,15 @@ async def fold_in(conn: AsyncConnection, limit: int = FOLD_ROWS) -> Folded:
 
 
 async def fold(engine: AsyncEngine, limit: int = FOLD_ROWS) -> Folded:
-    """Fold up to ``limit`` pending rows in a transaction of its own."""
+    """Fold up to ``limit`` pending rows in a transaction of its own.
+
+    Looks first with a plain read, so an idle folder never takes SQLite's write lock (nor
+    PostgreSQL's advisory lock) just to find nothing.
+    """
+    async with engine.connect() as conn:
+        found = await conn.exec_driver_sql("SELECT 1 FROM usage_pending LIMIT 1")
+        if found.first() is None:
+            return Folded(0, None)
     async with writing(engine) as conn:
         return await fold_in(conn, limit)
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.folding import (
     DIMENSION_ROWS,
     ROLLUP_COLUMNS,
+    ROLLUP_KEY,
     VALUE_CASE,
     fine_rows,
     take_lock,
@@ -29,49 +30,99 @@ def _epoch(conn: AsyncConnection) -> str:
     return "CAST(strftime('%s', occurred_at) AS INTEGER)"
 
 
-def _coarser(grain: int, finer: int, keys: str, *, all_keys: bool) -> str:
+def _coarser(table: str, grain: int, finer: int, keys: str, *, all_keys: bool) -> str:
     """Rows of ``grain`` summed from the rows of grain ``finer`` whose key matches ``keys``
-    (per key, or over all keys)."""
+    (per key, or over all keys), both in ``table``."""
     key = str(ALL_KEYS) if all_keys else "api_key_id"
     group = ["organization_id", "dimension", *([] if all_keys else ["api_key_id"])]
     group += [f"bucket - bucket % {grain}", "value", "outcome"]
     return (
-        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
+        f"INSERT INTO {table} ({ROLLUP_COLUMNS}) "
         f"SELECT organization_id, dimension, {grain}, bucket - bucket % {grain}, {key}, "
-        f"value, outcome, sum(calls), sum(credits) FROM usage_rollups "
+        f"value, outcome, sum(calls), sum(credits) FROM {table} "
         f"WHERE grain = {finer} AND {keys} GROUP BY {', '.join(group)}"
     )
 
 
-async def rebuild(conn: AsyncConnection) -> int:
-    """Replace all rollups by sums over ``usage_events``; returns the rows written.
-
-    The pending tail is dropped (its events are in ``usage_events`` and so in the new
-    rollups) under the folder's lock, so no fold runs meanwhile. The caller owns the
-    transaction, so readers see the old rollups and tail or the new ones, never a
-    half-built table.
-    """
-    await take_lock(conn, wait=True)
-    await conn.exec_driver_sql("DELETE FROM usage_pending")
-    await conn.exec_driver_sql("DELETE FROM usage_rollups")
+def _fill(conn: AsyncConnection, table: str) -> list[str]:
+    """The statements writing every rollup row into ``table`` (empty, unindexed)."""
     quarter = GRAIN_SECONDS[0]
     fine = fine_rows("usage_events", _epoch(conn), key=f"coalesce(api_key_id, {NO_KEY})")
     statements = [
         f"WITH fine AS ({fine}), d (dimension) AS (VALUES {DIMENSION_ROWS}) "
-        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
+        f"INSERT INTO {table} ({ROLLUP_COLUMNS}) "
         f"SELECT fine.organization_id, d.dimension, {quarter}, fine.quarter, fine.api_key_id, "
         f"{VALUE_CASE}, fine.outcome, sum(fine.calls), sum(fine.credits) "
         "FROM fine CROSS JOIN d WHERE true GROUP BY 1, 2, 4, 5, 6, 7"
     ]
     per_key = f"api_key_id <> {ALL_KEYS}"
     for finer, grain in itertools.pairwise(GRAIN_SECONDS):
-        statements.append(_coarser(grain, finer, per_key, all_keys=False))
+        statements.append(_coarser(table, grain, finer, per_key, all_keys=False))
     # The finest all-keys grain from the per-key rows of that grain, the others from it.
-    statements.append(_coarser(ALL_KEYS_GRAINS[0], ALL_KEYS_GRAINS[0], per_key, all_keys=True))
+    first = ALL_KEYS_GRAINS[0]
+    statements.append(_coarser(table, first, first, per_key, all_keys=True))
     for finer, grain in itertools.pairwise(ALL_KEYS_GRAINS):
-        statements.append(_coarser(grain, finer, f"api_key_id = {ALL_KEYS}", all_keys=True))
-    for statement in statements:
-        await conn.exec_driver_sql(statement)
+        statements.append(_coarser(table, grain, finer, f"api_key_id = {ALL_KEYS}", all_keys=True))
+    return statements
+
+
+# PostgreSQL: the rollups are built in a table without an index, which is then indexed in
+# one sorted pass and swapped in. Inserting millions of rows into the primary key one by
+# one took most of the old rebuild's time (an index build is several times faster).
+_PG_NEXT = "usage_rollups_next"
+_PG_SWAP = [
+    f"ALTER TABLE {_PG_NEXT} ADD CONSTRAINT pk_{_PG_NEXT} PRIMARY KEY ({ROLLUP_KEY}) "
+    "INCLUDE (calls, credits)",
+    # As migration 0003 set them on the table it replaces.
+    f"ALTER TABLE {_PG_NEXT} SET (autovacuum_analyze_scale_factor = 0.01, "
+    "autovacuum_vacuum_scale_factor = 0.02)",
+    "DROP TABLE usage_rollups",
+    f"ALTER TABLE {_PG_NEXT} RENAME TO usage_rollups",
+    f"ALTER TABLE usage_rollups RENAME CONSTRAINT pk_{_PG_NEXT} TO pk_usage_rollups",
+    "ANALYZE usage_rollups",
+]
+
+
+async def rebuild(conn: AsyncConnection) -> int:
+    """Replace all rollups by sums over ``usage_events``; returns the rows written.
+
+    The pending tail is dropped (its events are in ``usage_events`` and so in the new
+    rollups) under the folder's lock, so no fold runs meanwhile; on PostgreSQL ingestion
+    waits (its pending rows are locked out) so that the events read and the tail dropped
+    are the same ones. The caller owns the transaction, so readers see the old rollups and
+    tail or the new ones, never a half-built table.
+    """
+    await take_lock(conn, wait=True)
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("LOCK TABLE usage_pending IN SHARE MODE")
+    await conn.exec_driver_sql("DELETE FROM usage_pending")
+    if conn.dialect.name == "postgresql":
+        # Sums and the index build in memory rather than in many spilled batches (the
+        # defaults, 4 MB and 64 MB, made them 2 to 3 times slower); this transaction only.
+        await conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        await conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+        await conn.exec_driver_sql(
+            f"CREATE TABLE {_PG_NEXT} (LIKE usage_rollups INCLUDING DEFAULTS)"
+        )
+        for statement in [*_fill(conn, _PG_NEXT), *_PG_SWAP]:
+            await conn.exec_driver_sql(statement)
+    else:
+        # SQLite: built in a temporary table without a key, then copied in key order into
+        # the emptied WITHOUT ROWID table, where rows in key order are appended.
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS temp.rollups_next")
+        await conn.exec_driver_sql(
+            "CREATE TEMP TABLE rollups_next (organization_id INTEGER, dimension INTEGER, "
+            "grain INTEGER, bucket INTEGER, api_key_id INTEGER, value TEXT, outcome INTEGER, "
+            "calls INTEGER, credits INTEGER)"
+        )
+        for statement in _fill(conn, "rollups_next"):
+            await conn.exec_driver_sql(statement)
+        await conn.exec_driver_sql("DELETE FROM usage_rollups")
+        await conn.exec_driver_sql(
+            f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) SELECT {ROLLUP_COLUMNS} "
+            f"FROM rollups_next ORDER BY {ROLLUP_KEY}"
+        )
+        await conn.exec_driver_sql("DROP TABLE temp.rollups_next")
     # Counted, not summed from rowcounts: Python's sqlite3 reports none for WITH ... INSERT.
     written = await conn.exec_driver_sql("SELECT count(*) FROM usage_rollups")
     return int(written.scalar_one())
