@@ -34,14 +34,22 @@ async def run_folder(url: str, metrics: Metrics, stop: asyncio.Event) -> None:
     """Fold until ``stop`` is set."""
     engine = create_engine(url, pool_size=1)
     limit = fold_rows(engine)
+    failing: str | None = None
     try:
         while not stop.is_set():
             try:
                 done = await fold(engine, limit)
-            except SQLAlchemyError as error:
-                log.warning("rollup fold failed, retrying: %s", type(error).__name__)
+            except (SQLAlchemyError, OSError) as error:
+                # Logged when a failure starts or changes, not at every retry of an outage;
+                # the tail waits (reads include it), nothing is lost.
+                if type(error).__name__ != failing:
+                    failing = type(error).__name__
+                    log.error("rollup folder: the database failed (%s); retrying", failing)
                 await _pause(stop, RETRY_SECONDS)
                 continue
+            if failing:
+                log.warning("rollup folder: the database answers again")
+                failing = None
             if done.events and done.oldest_received_ms is not None:
                 lag = max(0.0, time.time() - done.oldest_received_ms / 1000)
                 metrics.folded(done.events, lag)

@@ -464,6 +464,72 @@ def bench_cli(db: Scratch, events: list[dict[str, object]], batch: int) -> dict[
 # --- main -----------------------------------------------------------------------------------
 
 
+def _ingest_in_process(url: str, shape: str, count: int, fold: str) -> None:
+    """Run in the code tree under test (under callgrind): write ``count`` events of
+    ``shape`` through the writer in batches of 1,000; then fold the tail if ``fold``."""
+    sys.path.insert(0, os.getcwd())
+    from db.engine import create_engine
+    from db.ingestion.writer import ingest
+
+    events = make_shape(shape, count, seed=7)
+
+    async def run() -> None:
+        engine = create_engine(url)
+        now = datetime.now(UTC)
+        for start in range(0, len(events), 1000):
+            await ingest(engine, events[start : start + 1000], now=now)
+        if fold == "fold" and (Path(os.getcwd()) / "db" / "folding.py").exists():
+            from db.folding import fold_all
+
+            await fold_all(engine)
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _instructions(root: Path, shape: str, count: int, fold: str) -> int:
+    """Instructions (callgrind) of a process writing ``count`` events into a new SQLite
+    database, set-up included: differences of two counts cancel it."""
+    tmp = tempfile.TemporaryDirectory(prefix="creditlens-instr-")
+    url = f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        subprocess.run(
+            [sys.executable, __file__, "--prepare", url, ",".join(_org_names(shape))],
+            cwd=root, env=env, capture_output=True, check=True,
+        )  # fmt: skip
+        done = subprocess.run(
+            [
+                *("valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp.name}/cg.out"),
+                *(sys.executable, __file__, "--ingest-in-process", url, shape, str(count), fold),
+            ],
+            cwd=root, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        tmp.cleanup()
+    collected = [line for line in done.stderr.splitlines() if "Collected :" in line]
+    return int(collected[-1].split(":")[-1].strip())
+
+
+def count_instructions(roots: list[tuple[str, Path]], shapes: list[str], count: int) -> None:
+    """Instructions per event on SQLite (load-independent; SQLite runs in the process):
+    (I(2n) - I(n)) / n, for each tree; with and without folding the tail."""
+    print("| shape | code | instructions / event (ingest) | ... + fold | load avg |")
+    print("|---|---|---:|---:|---:|")
+    for shape in shapes:
+        for name, root in roots:
+            load = os.getloadavg()[0]
+            per_event = []
+            for fold in ("no", "fold"):
+                low = _instructions(root, shape, count, fold)
+                high = _instructions(root, shape, 2 * count, fold)
+                per_event.append((high - low) / count)
+            print(
+                f"| {shape} | {name} | {per_event[0]:,.0f} | {per_event[1]:,.0f} | {load:.1f} |",
+                flush=True,
+            )
+
+
 def _prepare(url: str, orgs: str) -> None:
     """Run in the code tree under test: migrate, seed, print the ingest token."""
     sys.path.insert(0, os.getcwd())  # that tree's db and migrations, not this file's
@@ -489,7 +555,18 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="py-spy output file of the HTTP server")
     parser.add_argument("--load-generator", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--prepare", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--ingest-in-process", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        help="instead: callgrind instructions per event on SQLite, from runs of N and 2N",
+    )
     args = parser.parse_args()
+    if args.ingest_in_process:
+        url, shape, count, fold = args.ingest_in_process
+        _ingest_in_process(url, shape, int(count), fold)
+        return
     if args.load_generator:
         load_generator(*args.load_generator, concurrency=args.concurrency)
         return
@@ -499,6 +576,9 @@ def main() -> None:
 
     roots = [(name, Path(path).resolve()) for name, path in
              (item.split("=", 1) for item in args.roots.split(","))]  # fmt: skip
+    if args.instructions:
+        count_instructions(roots, args.shapes.split(","), args.instructions)
+        return
     rows = []
     for kind in args.databases.split(","):
         for shape in args.shapes.split(","):

@@ -50,7 +50,8 @@ FROM generate_series(0, {count} - 1) AS i
 
 def _before_rebuild(tree: Path):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("before_rollups", tree / "db" / "rollups.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.rebuild
