@@ -4,6 +4,8 @@ One pass over the events writes the quarter-hour rows of every dimension (from r
 per quarter hour, key, user, source, endpoint and outcome); each coarser grain is then
 summed from the grain below it, and the all-keys rows from the per-key rows of their grain.
 Before, each of the 20 (grain, dimension, all keys) row sets was one scan of the events.
+On PostgreSQL ingestion waits for the rebuild (see ``rebuild``); reads see the old rollups
+until it commits.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _coarser(table: str, grain: int, finer: int, keys: str, *, all_keys: bool) -
 
 
 def _fill(conn: AsyncConnection, table: str) -> list[str]:
-    """The statements writing every rollup row into ``table`` (empty, unindexed)."""
+    """The statements writing every rollup row into the empty ``table``."""
     quarter = GRAIN_SECONDS[0]
     fine = fine_rows("usage_events", _epoch(conn), key=f"coalesce(api_key_id, {NO_KEY})")
     statements = [
