@@ -16,6 +16,7 @@ from app.auth import Authenticator
 from app.availability import DatabaseFile
 from app.cors import cors_middleware
 from app.dashboard import dashboard
+from app.export_route import ExportRoute
 from app.folding import folding
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
@@ -29,6 +30,7 @@ from app.rate_limit import Limiter
 from app.redis_client import redis_client
 from app.settings import Settings
 from app.shared_rate_limit import Outage, make_limiter
+from app.subscription_slots import SubscriptionSlots
 from app.subscriptions import SubscriptionsEndpoint
 from app.webhooks.dispatcher import dispatching
 from db.engine import create_engine
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     redis = redis_client(settings)
     outage = Outage()
     live = LiveUsageHub(engine, redis=redis, metrics=metrics)
+    slots = SubscriptionSlots(settings.ws_max_subscriptions_per_token, redis=redis, metrics=metrics)
 
     def limiter(name: str, per_minute: int) -> Limiter:
         return make_limiter(name, per_minute, clock, redis=redis, metrics=metrics, outage=outage)
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         ):
             yield
         await live.close()
+        await slots.close()
         await engine.dispose()
         if redis is not None:
             await redis.aclose()
@@ -108,14 +112,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         database_file=database_file,
         live=live,
     )
+    export = ExportRoute(
+        settings,
+        engine,
+        clock,
+        limiter=limiter("export", settings.rate_limit_per_minute),
+        authenticator=authenticator,
+        database_file=database_file,
+    )
     subscriptions = SubscriptionsEndpoint(
-        schema, settings, engine, clock, authenticator=authenticator, live=live
+        schema, settings, engine, clock, authenticator=authenticator, live=live, slots=slots
     )
     routes = [
         # Every method reaches the handler, which answers 405 in the GraphQL shape.
         Route("/graphql", graphql.handle, methods=list(GRAPHQL_METHODS)),
         WebSocketRoute("/graphql", subscriptions.handle),  # graphql-transport-ws
         Route("/v1/events", ingest.handle, methods=["POST"]),
+        Route("/v1/exports/usage.csv", export.handle, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine, database_file), methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token), methods=["GET"]),

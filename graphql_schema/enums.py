@@ -8,10 +8,12 @@ from typing import TypeVar
 
 import strawberry
 
+from domain.outcomes import CallOutcome as _CallOutcome
 from domain.periods import Granularity as _Granularity
 from domain.plans import Plan as _Plan
 from domain.presets import Preset
 from domain.roles import Role as _Role
+from domain.time_range import ComparisonAlignment as _ComparisonAlignment
 
 E = TypeVar("E", bound=type[Enum])
 
@@ -59,3 +61,41 @@ strawberry.enum(
     ),
 )
 TimeRangePreset = Preset
+
+_describe_values(
+    strawberry.enum(
+        _CallOutcome,
+        description=(
+            "What a call achieved, from its HTTP status. Credits spent on anything but "
+            "SUCCESS bought nothing the caller could use."
+        ),
+    ),
+    {
+        "SUCCESS": "Status 1xx to 3xx, unless the event was sent with outcome no_result.",
+        "NO_RESULT": (
+            'Status 404, or an answered call sent with "outcome": "no_result" (e.g. a 200 '
+            "that found nothing)."
+        ),
+        "RATE_LIMITED": "Status 429.",
+        "CLIENT_ERROR": "Any other status 4xx.",
+        "SERVER_ERROR": "Status 5xx.",
+    },
+)
+CallOutcome = _CallOutcome
+
+_describe_values(
+    strawberry.enum(
+        _ComparisonAlignment,
+        description="What part of the previous period a report is compared with.",
+    ),
+    {
+        "FULL_PERIOD": "The whole previous period.",
+        "TO_DATE": (
+            "On a running period (TODAY, THIS_WEEK, THIS_MONTH, THIS_BILLING_CYCLE): the "
+            "previous period up to the same elapsed local wall time, e.g. Monday 09:00 of "
+            "last week for Monday 09:00 of this week, and never past its end. On any other "
+            "range the same as FULL_PERIOD."
+        ),
+    },
+)
+ComparisonAlignment = _ComparisonAlignment
