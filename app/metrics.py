@@ -59,6 +59,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.folded_events = Counter(
+            "creditlens_events_folded",
+            "Usage events added to the rollups by the folder (db/folding.py).",
+            registry=registry,
+        )
+        self.rollup_lag = Histogram(
+            "creditlens_rollup_lag_seconds",
+            "Per fold, the time from the commit of its oldest event to the fold: how far the "
+            "rollups trail ingestion (reads add the tail meanwhile).",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+            registry=registry,
+        )
         self.limited = Counter(
             "creditlens_rate_limited",
             "Requests refused by a rate limit.",
@@ -71,6 +83,11 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
+
+    def folded(self, events: int, lag_seconds: float) -> None:
+        """One fold: how many events it added to the rollups and its oldest one's lag."""
+        self.folded_events.inc(events)
+        self.rollup_lag.observe(lag_seconds)
 
     def request(self, path: str, status: int, seconds: float) -> None:
         """One HTTP answer and its latency."""
