@@ -4,7 +4,7 @@ Raw ``usage_events`` are the truth. ``usage_rollups`` holds the same calls and c
 per organization, grain (15 minutes, 1 hour, 1 UTC day), bucket, API key, one report
 dimension (total, endpoint, source or user) and call outcome; every usage query reads it.
 Missing keys and users are stored as 0 in the rollup so the primary key needs no NULLs; at
-the hour and day grains, rows with key ``ALL_KEYS`` (-1) hold the sums over every key, so an
+every grain, rows with key ``ALL_KEYS`` (-1) hold the sums over every key, so an
 organization-wide read does not grow with the number of keys.
 """
 

@@ -181,6 +181,8 @@ async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_
     assert firsts == {1: earliest[1], 2: earliest[2], 3: None}
     summed: dict[tuple[object, ...], list[int]] = {}
     for *key, _, calls, credits in migrated:
+        if key[2:4] == [900, -1]:
+            continue  # all-keys quarter hours came with 0006; the 0004 layout has none
         slot = summed.setdefault(tuple(key), [0, 0])
         slot[0] += int(str(calls))
         slot[1] += int(str(credits))

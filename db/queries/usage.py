@@ -241,9 +241,9 @@ def _rollup_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
         )
         if keys is not None:
             branch = branch.where(r.api_key_id.in_(keys))
-        elif piece.grain != grains.QUARTER_HOUR and not by_key:
+        elif not by_key:
             branch = branch.where(r.api_key_id == ALL_KEYS)  # one row per bucket and value
-        elif piece.grain != grains.QUARTER_HOUR:
+        else:
             branch = branch.where(r.api_key_id != ALL_KEYS)  # the per-key rows only
         if query.outcomes is not None:
             branch = branch.where(r.outcome.in_(query.outcomes))
