@@ -13,13 +13,26 @@ range holds at most ``MAX_RAW_SCAN_EVENTS`` events (docs/hardening.md, class 4).
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, String, Text, cast, func, literal, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
@@ -184,7 +197,8 @@ async def tally(
 
     rollup_pieces = [piece for piece in pieces if piece.grain]
     if rollup_pieces:
-        for row in await conn.execute(_rollup_statement(query, rollup_pieces)):
+        statement, parameters = _rollup_statement(query, rollup_pieces)
+        for row in await conn.execute(statement, parameters):
             add(
                 row.key,
                 row.bucket * grains.MICROS,
@@ -213,99 +227,153 @@ class _Query:
     by_outcome: bool
 
 
-def _rollup_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
-    """One branch per piece, joined by UNION ALL, then grouped.
+def _rollup_statement(
+    query: _Query, pieces: list[grains.Piece]
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The rollup rows and the tail of ``pieces``, and the values of its parameters.
+
+    The statement is built once per shape (dimension, number of pieces and of tail spans,
+    whether keys and outcomes are filtered, the grouping) with every figure a bound
+    parameter: building the UNION and computing SQLAlchemy's cache key of a new statement
+    object on every call was most of the plain route's per-request work (bench/PROPOSALS.md,
+    P-A: 9.3 M instructions per request to 4.6 M). Shapes are few; the cache is bounded.
+    """
+    spans = grains.merge([grains.Piece(1, piece.low, piece.high) for piece in pieces])
+    shape = _Shape(
+        query.dimension,
+        len(pieces),
+        len(spans),
+        query.keys is not None,
+        query.outcomes is not None,
+        query.by_key,
+        query.by_bucket,
+        query.by_outcome,
+    )
+    parameters: dict[str, Any] = {"organization": query.organization_id}
+    parameters["dimension"] = int(query.dimension)
+    for index, piece in enumerate(pieces):
+        parameters[f"grain_{index}"] = piece.grain // grains.MICROS
+        parameters[f"low_{index}"] = piece.low // grains.MICROS
+        parameters[f"high_{index}"] = piece.high // grains.MICROS
+    for index, span in enumerate(spans):
+        parameters[f"tail_low_{index}"] = span.low // grains.MICROS
+        parameters[f"tail_high_{index}"] = span.high // grains.MICROS
+    if query.keys is not None:
+        parameters["keys"] = query.keys
+    if query.outcomes is not None:
+        parameters["outcomes"] = query.outcomes
+    return _rollup_shape(shape), parameters
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What makes two rollup statements differ in more than their parameter values."""
+
+    dimension: Dimension
+    pieces: int
+    tail_spans: int
+    keys: bool
+    outcomes: bool
+    by_key: bool
+    by_bucket: bool
+    by_outcome: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _rollup_shape(shape: _Shape) -> Select[Any]:
+    """One branch per piece, joined by UNION ALL with the tail's, then grouped.
 
     A single WHERE with an OR of ranges makes SQLite search only the (organization,
     dimension) prefix of the primary key, i.e. every rollup row ever written for that
     dimension: a read that grows with stored events. Each branch here is a range search
-    on (organization, dimension, grain, bucket), so a read touches only the rows of its
+    on (organization, dimension, grain, key, bucket), so a read touches only the rows of its
     range (EXPLAIN: SEARCH ... USING INDEX on both databases).
     """
-    organization_id, keys, by_key, by_bucket = (
-        query.organization_id,
-        query.keys,
-        query.by_key,
-        query.by_bucket,
-    )
     r = usage_rollups.c
-    value = r.outcome.label("value") if query.by_outcome else r.value
+    organization: BindParameter[Any] = bindparam("organization")
+    keys: BindParameter[Any] = bindparam("keys", expanding=True)
+    outcomes: BindParameter[Any] = bindparam("outcomes", expanding=True)
+    value = r.outcome.label("value") if shape.by_outcome else r.value
     branches = []
-    for piece in pieces:
+    for index in range(shape.pieces):
         branch = select(r.api_key_id, r.bucket, value, r.calls, r.credits).where(
-            r.organization_id == organization_id,
-            r.dimension == int(query.dimension),
-            r.grain == piece.grain // grains.MICROS,
-            r.bucket >= piece.low // grains.MICROS,
-            r.bucket < piece.high // grains.MICROS,
+            r.organization_id == organization,
+            r.dimension == bindparam("dimension"),
+            r.grain == bindparam(f"grain_{index}"),
+            r.bucket >= bindparam(f"low_{index}"),
+            r.bucket < bindparam(f"high_{index}"),
         )
-        if keys is not None:
+        if shape.keys:
             branch = branch.where(r.api_key_id.in_(keys))
-        elif not by_key:
+        elif not shape.by_key:
             branch = branch.where(r.api_key_id == ALL_KEYS)  # one row per bucket and value
         else:
             branch = branch.where(r.api_key_id != ALL_KEYS)  # the per-key rows only
-        if query.outcomes is not None:
-            branch = branch.where(r.outcome.in_(query.outcomes))
+        if shape.outcomes:
+            branch = branch.where(r.outcome.in_(outcomes))
         branches.append(branch)
-    branches.extend(_pending_branches(query, pieces))
+    branches.extend(_pending_branches(shape, organization, keys, outcomes))
     rows = _union(branches)
     c = rows.c
     group: list[ColumnElement[Any]] = [c.value]
-    if by_key:
+    if shape.by_key:
         group.append(c.api_key_id)
-    if by_bucket:
+    if shape.by_bucket:
         group.append(c.bucket)  # pieces are disjoint, so a bucket start names one bucket
     return select(
-        (c.api_key_id if by_key else func.min(0)).label("key"),
-        (c.bucket if by_bucket else func.min(c.bucket)).label("bucket"),
+        (c.api_key_id if shape.by_key else func.min(0)).label("key"),
+        (c.bucket if shape.by_bucket else func.min(c.bucket)).label("bucket"),
         c.value.label("value"),
         func.sum(c.calls).label("calls"),
         func.sum(c.credits).label("credits"),
     ).group_by(*group)
 
 
-def _pending_value(query: _Query) -> ColumnElement[Any]:
+def _pending_value(shape: _Shape) -> ColumnElement[Any]:
     p = usage_pending.c
-    if query.by_outcome:
+    if shape.by_outcome:
         return p.outcome
-    if query.dimension is Dimension.ENDPOINT:
+    if shape.dimension is Dimension.ENDPOINT:
         return cast(p.endpoint, Text)
-    if query.dimension is Dimension.SOURCE:
+    if shape.dimension is Dimension.SOURCE:
         return cast(p.source, Text)
-    if query.dimension is Dimension.USER:
+    if shape.dimension is Dimension.USER:
         return func.coalesce(cast(p.user_id, Text), "")
     return literal("", Text)
 
 
-def _pending_branches(query: _Query, pieces: list[grains.Piece]) -> list[Select[Any]]:
+def _pending_branches(
+    shape: _Shape,
+    organization: BindParameter[Any],
+    keys: BindParameter[Any],
+    outcomes: BindParameter[Any],
+) -> list[Select[Any]]:
     """The rollup tail of the rollup pieces' ranges (events not folded yet), shaped like
     rollup rows of the quarter hour they fall in.
 
     In the same statement as the rollup rows, hence one snapshot: a fold moves events from
     the tail to the rollups atomically, so each is counted once whenever the fold commits.
     (Raw pieces read ``usage_events``, which a fold does not change.) Touching pieces are
-    read as one range whatever their grain: the tail has none.
+    read as one range (a span) whatever their grain: the tail has none.
     """
     p = usage_pending.c
-    spans = grains.merge([grains.Piece(1, piece.low, piece.high) for piece in pieces])
     branches = []
-    for span in spans:
+    for index in range(shape.tail_spans):
         branch = select(
             p.api_key_id.label("api_key_id"),
             (p.epoch - p.epoch % (grains.QUARTER_HOUR // grains.MICROS)).label("bucket"),
-            _pending_value(query).label("value"),
+            _pending_value(shape).label("value"),
             literal(1, BigInteger).label("calls"),
             p.credits.label("credits"),
         ).where(
-            p.organization_id == query.organization_id,
-            p.epoch >= span.low // grains.MICROS,
-            p.epoch < span.high // grains.MICROS,
+            p.organization_id == organization,
+            p.epoch >= bindparam(f"tail_low_{index}"),
+            p.epoch < bindparam(f"tail_high_{index}"),
         )
-        if query.keys is not None:
-            branch = branch.where(p.api_key_id.in_(query.keys))
-        if query.outcomes is not None:
-            branch = branch.where(p.outcome.in_(query.outcomes))
+        if shape.keys:
+            branch = branch.where(p.api_key_id.in_(keys))
+        if shape.outcomes:
+            branch = branch.where(p.outcome.in_(outcomes))
         branches.append(branch)
     return branches
 
