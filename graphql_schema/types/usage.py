@@ -19,6 +19,7 @@ from resolvers.usage import ReportScope
 
 if TYPE_CHECKING:
     from graphql_schema.types.api_key import ApiKey
+    from graphql_schema.types.spikes import UsageSpike
     from graphql_schema.types.viewer import User
 
 PERCENT_DIGITS = 4
@@ -330,3 +331,19 @@ class UsageReport:
             calls_percent=_change(now.calls, before.calls),
             credits_percent=_change(now.credits, before.credits),
         )
+
+    @strawberry.field(
+        description=(
+            "Buckets of the series whose credits stand out from a robust baseline of the "
+            "buckets before them (the same weekday for DAY, the same weekday and hour for "
+            "HOUR), with what drove them. Method and parameters: docs/spikes.md."
+        )
+    )
+    async def spikes(
+        self, info: Info[Context, None], granularity: Granularity
+    ) -> list[Annotated[UsageSpike, strawberry.lazy("graphql_schema.types.spikes")]]:
+        from graphql_schema.types.spikes import UsageSpike
+        from resolvers.spikes import analyse
+
+        analysis = await analyse(info.context, self.scope, granularity)
+        return [UsageSpike(analysis=analysis, row=row) for row in analysis.spikes]
