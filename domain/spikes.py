@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 
 from domain.periods import Granularity, add_months
 
-# MAD x 1.4826 estimates the standard deviation of normally distributed values.
+# MAD x 1.4826 estimates the standard deviation of normally distributed values. When half
+# the samples or more are equal the MAD is 0 and the floors below decide; a mean deviation
+# instead would let one past spike in a flat history hide the next one.
 MAD_TO_SIGMA = 1.4826
-# When half the samples or more are equal the MAD is 0; the mean absolute deviation from the
-# median then says how spread the rest are (x 1.2533 estimates a normal sigma likewise).
-MEAN_AD_TO_SIGMA = 1.2533
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +30,7 @@ class SpikeMethod:
     samples: int  # same-phase buckets before a bucket that form its baseline
     min_samples: int = 4  # fewer (since the first call) and the bucket is not judged
     sigmas: float = 3.0  # credits must pass the baseline by this many robust sigmas ...
-    min_ratio: float = 1.5  # ... and be at least this multiple of the baseline
+    min_ratio: float = 1.5  # ... and be more than this multiple of the baseline
     floor_fraction: float = 0.1  # the sigma is at least this fraction of the baseline ...
     floor_credits: float = 2.0  # ... and at least this many credits
 
@@ -107,8 +106,6 @@ def robust_baseline(values: Sequence[float], method: SpikeMethod) -> Baseline:
     expected = statistics.median(values)
     deviations = [abs(value - expected) for value in values]
     sigma = MAD_TO_SIGMA * statistics.median(deviations)
-    if sigma == 0:
-        sigma = MEAN_AD_TO_SIGMA * statistics.fmean(deviations)
     # Floors: a perfectly flat history must not make every small bump a spike, and small
     # counts vary by about their square root (Poisson) whatever the history showed.
     sigma = max(sigma, method.floor_fraction * expected, math.sqrt(expected), method.floor_credits)
@@ -138,7 +135,7 @@ def _scaled(points: Sequence[Point], indexes: Sequence[int], length: float) -> l
 
 def find_spikes(points: Sequence[Point], first: int, method: SpikeMethod) -> list[Spike]:
     """The points from ``first`` on (the report's buckets; those before are history) whose
-    credits stand out: above ``expected + sigmas * sigma`` and at least ``min_ratio`` times
+    credits stand out: above ``expected + sigmas * sigma`` and above ``min_ratio`` times
     ``expected``, with at least ``min_samples`` baseline points."""
     found: list[Spike] = []
     for index in range(first, len(points)):
@@ -149,7 +146,9 @@ def find_spikes(points: Sequence[Point], first: int, method: SpikeMethod) -> lis
         baseline = robust_baseline(_scaled(points, indexes, point.length), method)
         if point.credits <= baseline.expected + method.sigmas * baseline.sigma:
             continue
-        if point.credits < method.min_ratio * baseline.expected:
+        # Strictly more: every bucket of steady traffic within ±20 % of a level is at most
+        # 1.2 / 0.8 = 1.5 times any median of it, so it is never a spike.
+        if point.credits <= method.min_ratio * baseline.expected:
             continue
         expected = round(baseline.expected)
         found.append(

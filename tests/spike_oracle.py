@@ -96,11 +96,9 @@ def spikes(
         expected = _median(history)
         deviations = [abs(value - expected) for value in history]
         sigma = 1.4826 * _median(deviations)
-        if sigma == 0:
-            sigma = 1.2533 * sum(deviations) / len(deviations)
         sigma = max(sigma, FLOOR_FRACTION * expected, expected**0.5, FLOOR_CREDITS)
         value = credits[index]
-        if value <= expected + SIGMAS * sigma or value < MIN_RATIO * expected:
+        if value <= expected + SIGMAS * sigma or value <= MIN_RATIO * expected:
             continue
         excess = value - round(expected)
         found.append(

@@ -281,3 +281,23 @@ async def test_spikes_of_one_key_only_read_that_key(client, tenant, ingest):
 
     assert found == expected_answer(only_c, REPORT_START, REPORT_END, "UTC", "DAY")
     assert "2026-05-05T00:00:00Z" in [spike["start"] for spike in found]
+
+
+async def test_another_organizations_spike_is_not_seen(client, engine, clock, tenant, ingest):
+    other = await make_tenant(engine, now=clock(), timezone="UTC")
+    mine = steady_days(tenant.slug, 31, HISTORY_START, 84)
+    theirs = steady_days(other.slug, 31, HISTORY_START, 84)
+    theirs += [
+        event(other.slug, datetime(2026, 5, 13, 9, tzinfo=UTC), api_key="key-a", credits=5_000)
+    ]
+    await load(client, ingest, mine + theirs)
+
+    assert await spikes_of(client, tenant, REPORT_START, REPORT_END, "DAY") == []
+    [spike] = await spikes_of(client, other, REPORT_START, REPORT_END, "DAY")
+    assert spike["creditsConsumed"] == sum(
+        item["credits"]
+        for item in theirs
+        if datetime(2026, 5, 13, tzinfo=UTC)
+        <= datetime.fromisoformat(item["timestamp"])
+        < datetime(2026, 5, 14, tzinfo=UTC)
+    )
