@@ -29,7 +29,8 @@ class SpikeMethod:
 
     samples: int  # same-phase buckets before a bucket that form its baseline
     min_samples: int = 4  # fewer (since the first call) and the bucket is not judged
-    sigmas: float = 3.0  # credits must pass the baseline by this many robust sigmas ...
+    # Iglewicz and Hoaglin's cut for a modified z-score: 3.5 robust sigmas.
+    sigmas: float = 3.5  # credits must pass the baseline by this many robust sigmas ...
     min_ratio: float = 1.5  # ... and be more than this multiple of the baseline
     floor_fraction: float = 0.1  # the sigma is at least this fraction of the baseline ...
     floor_credits: float = 2.0  # ... and at least this many credits

@@ -19,7 +19,7 @@ from tests import oracle
 SAMPLES = {"HOUR": 4, "DAY": 8, "WEEK": 8}
 MIN_SAMPLES = {"HOUR": 3, "DAY": 4, "WEEK": 4}
 HISTORY = {"HOUR": timedelta(weeks=4), "DAY": timedelta(weeks=8), "WEEK": timedelta(weeks=8)}
-SIGMAS, MIN_RATIO, FLOOR_FRACTION, FLOOR_CREDITS = 3.0, 1.5, 0.1, 2.0
+SIGMAS, MIN_RATIO, FLOOR_FRACTION, FLOOR_CREDITS = 3.5, 1.5, 0.1, 2.0
 DRIVERS = 3
 
 

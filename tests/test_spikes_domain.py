@@ -85,10 +85,10 @@ def test_drivers_are_the_values_that_grew_most_against_their_own_baseline():
     points = days([100] * 56 + [400])
     spike = Spike(56, 400, 100, 300, (49, 42, 35, 28, 21, 14, 7, 0))
     per_value = {
-        "steady": {at: 60 for at in range(57)},
-        "grew": {**{at: 40 for at in range(56)}, 56: 300},
+        "steady": dict.fromkeys(range(57), 60),
+        "grew": {**dict.fromkeys(range(56), 40), 56: 300},
         "new": {56: 40},
-        "fell": {at: 0 for at in range(57)},
+        "fell": dict.fromkeys(range(57), 0),
     }
     drivers = find_drivers(spike, points, per_value)
     assert [(d.value, d.credits, d.expected, d.excess) for d in drivers] == [
