@@ -287,6 +287,43 @@ def test_admin_sees_the_apis_figures_across_controls_tabs_and_key_filter(open_pa
     watched.assert_clean()
 
 
+SPIKES = """query($timeRange: TimeRangeInput!, $granularity: Granularity!) {
+  organization { usage(timeRange: $timeRange) { spikes(granularity: $granularity) {
+    start creditsConsumed expectedCredits excessCredits
+    drivers { dimension value apiKey { name } excessCredits }
+  } } }
+}"""
+
+
+def test_spikes_are_marked_on_the_chart_and_explained(open_page, served):
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{served.base}/#token={served.tokens.admin}")
+    wait_for_report(page, "LAST_30_DAYS", "DAY", "", "Europe/Berlin")
+    variables = {"timeRange": {"preset": "LAST_30_DAYS"}, "granularity": "DAY"}
+    spikes = served.api(served.tokens.admin, SPIKES, variables)["data"]["organization"]["usage"][
+        "spikes"
+    ]
+    assert spikes  # the demo's spike day
+    assert page.get_attribute("#chart", "data-spikes") == str(len(spikes))
+    items = page.eval_on_selector_all("#spike-list li", "items => items.map(i => i.textContent)")
+    assert len(items) == len(spikes)
+    for text, spike in zip(items, spikes, strict=True):
+        assert f"{spike['creditsConsumed']:,} credits" in text
+        assert f"expected {spike['expectedCredits']:,}" in text
+    biggest = max(range(len(spikes)), key=lambda at: spikes[at]["excessCredits"])
+    assert "API key: Enrichment job" in items[biggest]
+    assert "Endpoint: prospecting/contact/enrich" in items[biggest]
+    assert "Spikes marked" in page.get_attribute("#chart", "aria-label")
+    # Hourly: marks without drivers (their cost would multiply by every hour of the range).
+    page.click("label[for=g-hour]")
+    wait_for_report(page, "LAST_30_DAYS", "HOUR", "", "Europe/Berlin")
+    assert page.get_attribute("#chart", "data-spikes") is not None
+    assert "not available" not in page.inner_text("#spike-note")
+    watched.shot("dashboard-spikes")
+    watched.assert_clean()
+
+
 def test_a_range_without_calls_shows_the_empty_state(open_page, served):
     watched = open_page()
     page = watched.page

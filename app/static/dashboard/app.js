@@ -4,7 +4,8 @@ import { ApiError, graphql } from "./api.js";
 import { chartTitle, drawChart } from "./chart.js";
 import { bucket, change, date, dayRange, integer } from "./format.js";
 import { renderAlerts } from "./alerts.js";
-import { ALERTS, HEADER, KEYS, POOL, USAGE } from "./queries.js";
+import { ALERTS, HEADER, KEYS, POOL, SPIKES, SPIKES_ONLY, USAGE } from "./queries.js";
+import { renderSpikes } from "./spikes.js";
 import { PRESETS, forgetToken, keepToken, readState, takeToken, writeState } from "./state.js";
 import { followUsage } from "./live.js";
 import { fillTable } from "./tables.js";
@@ -163,10 +164,16 @@ function renderSummary(report) {
       : `${previous}${calls === null ? "" : ` (calls ${change(calls)})`}`;
 }
 
-function renderSeries(report) {
+function renderSeries(report, spikes) {
   const zone = report.range.timezone;
   $("chart-title").textContent = chartTitle(state.granularity);
-  drawChart($("chart"), $("chart-readout"), report.series, state.granularity, zone);
+  drawChart($("chart"), $("chart-readout"), report.series, spikes.value || [], state.granularity, zone);
+  if (spikes.error) {
+    $("spike-list").replaceChildren();
+    $("spike-note").textContent = `Spikes are not available: ${spikes.error.message}`;
+  } else {
+    renderSpikes($("spike-list"), $("spike-note"), spikes.value, state.granularity, zone);
+  }
   const body = $("series-table").tBodies[0];
   body.replaceChildren(
     ...report.series.map((b) => {
@@ -205,16 +212,23 @@ async function loadReport() {
   const report = $("report");
   report.setAttribute("aria-busy", "true");
   try {
-    const data = await graphql(token, USAGE, {
+    const variables = {
       timeRange: { preset: state.range, timezone: state.timezone },
       keyId: state.key || null,
       granularity: state.granularity,
-    });
+    };
+    const spiking = settle(
+      graphql(token, state.granularity === "HOUR" ? SPIKES_ONLY : SPIKES, variables).then(
+        (answer) => answer.organization.usage.spikes,
+      ),
+    );
+    const data = await graphql(token, USAGE, variables);
+    const spikes = await spiking;
     if (request !== reportRequest) return; // a newer setting already asked again
     const usage = data.organization.usage;
     $("report-error").hidden = true;
     renderSummary(usage);
-    renderSeries(usage);
+    renderSeries(usage, spikes);
     renderTables(usage);
     const asked = `${state.range}|${state.granularity}|${state.key}`;
     report.dataset.loaded = `${asked}|${usage.range.timezone}`;

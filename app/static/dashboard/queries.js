@@ -44,6 +44,22 @@ export const USAGE = `query DashboardUsage(
   }
 }`;
 
+// Spikes in their own request: a failure (or a refused cost) leaves the report standing.
+// Hourly spikes over long ranges come without drivers, which would multiply the cost.
+const SPIKE = "start end creditsConsumed expectedCredits excessCredits";
+const DRIVERS = "drivers { dimension value apiKey { name } user { name } excessCredits shareOfExcess }";
+
+function spikesQuery(name, fields) {
+  return `query ${name}($timeRange: TimeRangeInput!, $keyId: ID, $granularity: Granularity!) {
+  organization {
+    usage(timeRange: $timeRange, keyId: $keyId) { spikes(granularity: $granularity) { ${fields} } }
+  }
+}`;
+}
+
+export const SPIKES = spikesQuery("DashboardSpikes", `${SPIKE} ${DRIVERS}`);
+export const SPIKES_ONLY = spikesQuery("DashboardSpikesOnly", SPIKE);
+
 export const ALERTS = `query DashboardAlerts {
   organization {
     alerts {
