@@ -125,6 +125,7 @@ def main() -> None:
         ("gauss sigma 10 %", gauss10, 1.0),
         ("poisson, small counts", poisson, 0.02),
         ("compound: poisson calls x demo credit mix", compound, 0.1),
+        ("compound: poisson calls x demo credit mix", compound, 1.0),
     ]
     print("| series | noise | false positives / buckets | detected 1.5x | 2x | 3x |")
     print("|---|---|---|---|---|---|")

@@ -113,18 +113,18 @@ def robust_baseline(values: Sequence[float], method: SpikeMethod) -> Baseline:
     return Baseline(expected, sigma, len(values))
 
 
-def baseline_indexes(points: Sequence[Point], index: int, method: SpikeMethod) -> list[int]:
-    """The up to ``samples`` points before ``index`` with its phase, nearest first, none
-    before the first point with credits (an organization's or key's quiet time before its
-    first call is no history)."""
+def baseline_indexes(points: Sequence[Point], method: SpikeMethod) -> list[list[int]]:
+    """For each point, the up to ``samples`` points before it with its phase, nearest first,
+    none before the first point with credits (an organization's or key's quiet time before
+    its first call is no history). Linear in the number of points."""
     first_active = next((at for at, point in enumerate(points) if point.credits), len(points))
-    found: list[int] = []
-    at = index - 1
-    wanted = points[index].phase
-    while at >= first_active and len(found) < method.samples:
-        if points[at].phase == wanted:
-            found.append(at)
-        at -= 1
+    seen: dict[int, list[int]] = {}
+    found: list[list[int]] = []
+    for index, point in enumerate(points):
+        same = seen.setdefault(point.phase, [])
+        found.append(same[: -method.samples - 1 : -1] if same else [])
+        if index >= first_active:
+            same.append(index)
     return found
 
 
@@ -139,9 +139,10 @@ def find_spikes(points: Sequence[Point], first: int, method: SpikeMethod) -> lis
     credits stand out: above ``expected + sigmas * sigma`` and above ``min_ratio`` times
     ``expected``, with at least ``min_samples`` baseline points."""
     found: list[Spike] = []
+    baselines = baseline_indexes(points, method)
     for index in range(first, len(points)):
         point = points[index]
-        indexes = baseline_indexes(points, index, method)
+        indexes = baselines[index]
         if len(indexes) < method.min_samples:
             continue
         baseline = robust_baseline(_scaled(points, indexes, point.length), method)

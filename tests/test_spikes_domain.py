@@ -59,10 +59,11 @@ def test_three_times_the_baseline_is_always_a_spike(case, factor):
 
 
 def test_the_baseline_is_the_same_weekday_nearest_first_and_skips_quiet_time_before():
-    points = days([0] * 10 + [5] * 60)
-    assert baseline_indexes(points, 69, DAY) == [62, 55, 48, 41, 34, 27, 20, 13]
+    baselines = baseline_indexes(days([0] * 10 + [5] * 60), DAY)
+    assert baselines[69] == [62, 55, 48, 41, 34, 27, 20, 13]
     # Before the first bucket with credits (index 10) nothing counts as history.
-    assert baseline_indexes(points, 24, DAY) == [17, 10]
+    assert baselines[24] == [17, 10]
+    assert baselines[10] == []
 
 
 def test_a_one_off_outage_or_spike_in_the_history_does_not_move_the_baseline():
@@ -76,9 +77,9 @@ def test_a_one_off_outage_or_spike_in_the_history_does_not_move_the_baseline():
 def test_a_longer_bucket_is_expected_to_hold_more():
     # A 25-hour day of steady hourly traffic holds 25/24 of a day; a two-hour bucket (the
     # repeated hour) twice an hour. Neither is a spike.
-    hours = [Point(at % 7, 3_600.0, 10) for at in range(35)] + [Point(0, 7_200.0, 20)]
+    hours = [Point(at % 7, 3_600.0, 100) for at in range(35)] + [Point(0, 7_200.0, 200)]
     assert find_spikes(hours, 35, METHODS[Granularity.HOUR]) == []
-    assert find_spikes([*hours[:-1], Point(0, 3_600.0, 20)], 35, METHODS[Granularity.HOUR])
+    assert find_spikes([*hours[:-1], Point(0, 3_600.0, 200)], 35, METHODS[Granularity.HOUR])
 
 
 def test_drivers_are_the_values_that_grew_most_against_their_own_baseline():
