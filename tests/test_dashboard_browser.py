@@ -315,10 +315,17 @@ def test_spikes_are_marked_on_the_chart_and_explained(open_page, served):
     assert "API key: Enrichment job" in items[biggest]
     assert "Endpoint: prospecting/contact/enrich" in items[biggest]
     assert "Spikes marked" in page.get_attribute("#chart", "aria-label")
+    # The CSV of the view: the same controls, the endpoint table per bucket.
+    href = page.get_attribute("#download-csv", "href")
+    assert href.startswith("/v1/exports/usage.csv?")
+    for part in ("preset=LAST_30_DAYS", "timezone=Europe%2FBerlin", "groupBy=endpoint"):
+        assert part in href
+    assert "granularity=DAY" in href
     # Hourly: marks without drivers (their cost would multiply by every hour of the range).
     page.click("label[for=g-hour]")
     wait_for_report(page, "LAST_30_DAYS", "HOUR", "", "Europe/Berlin")
     assert page.get_attribute("#chart", "data-spikes") is not None
+    assert "granularity=HOUR" in page.get_attribute("#download-csv", "href")
     assert "not available" not in page.inner_text("#spike-note")
     watched.shot("dashboard-spikes")
     watched.assert_clean()

@@ -2,6 +2,7 @@
 // the public GraphQL API with the reader's token (docs/dashboard.md).
 import { ApiError, graphql } from "./api.js";
 import { chartTitle, drawChart } from "./chart.js";
+import { download, exportUrl } from "./export.js";
 import { bucket, change, date, dayRange, integer } from "./format.js";
 import { renderAlerts } from "./alerts.js";
 import { ALERTS, HEADER, KEYS, POOL, SPIKES, SPIKES_ONLY, USAGE } from "./queries.js";
@@ -212,6 +213,7 @@ async function loadReport() {
   const report = $("report");
   report.setAttribute("aria-busy", "true");
   try {
+    $("download-csv").href = exportUrl(state);
     const variables = {
       timeRange: { preset: state.range, timezone: state.timezone },
       keyId: state.key || null,
@@ -269,6 +271,15 @@ function wireControls() {
   $("granularity").addEventListener("change", (e) => update("granularity", e.target.value));
   $("controls").addEventListener("submit", (e) => e.preventDefault());
   setUpTabs($("tabs"), (tab) => update("tab", tab));
+  $("download-csv").addEventListener("click", (event) => {
+    event.preventDefault();
+    download(event.currentTarget.href, token).catch((error) =>
+      handleFailure(error, (message) => {
+        $("report-error").textContent = message;
+        $("report-error").hidden = false;
+      }),
+    );
+  });
   window.addEventListener("popstate", () => {
     if (!organization || !token) return;
     state = readState(organization.timezone);
@@ -302,6 +313,7 @@ async function start() {
   renderHeader(named.value);
   state = { ...state, timezone: state.timezone || organization.timezone };
   writeState(state, organization.timezone, false);
+  $("download-csv").href = exportUrl(state);
   renderZoneOptions();
   // The pool is a panel that members and Free admins are refused: they see the API's
   // message rather than an empty dashboard.
