@@ -301,3 +301,29 @@ async def test_another_organizations_spike_is_not_seen(client, engine, clock, te
         <= datetime.fromisoformat(item["timestamp"])
         < datetime(2026, 5, 14, tzinfo=UTC)
     )
+
+
+async def test_a_planted_hour_is_found_across_the_spring_change(client, engine, clock, ingest):
+    # Office hours and nights, weekdays and weekends, across 29 March 2026 (a 23-hour day
+    # in Berlin); one hour on the Monday after it at five times its usual credits.
+    clock.now = datetime(2027, 1, 15, tzinfo=UTC)
+    tenant = await make_tenant(engine, now=clock(), timezone="Europe/Berlin")
+    zone = "Europe/Berlin"
+    start, end = local(zone, 2026, 3, 28), local(zone, 2026, 4, 1)
+    rng = random.Random(4)
+    events = []
+    point = local(zone, 2026, 2, 28)
+    while point < end:
+        wall = point.astimezone(ZoneInfo(zone))
+        level = (40 if 8 <= wall.hour < 19 else 6) * (1 if wall.weekday() < 5 else 0.3)
+        credits = round(level * rng.uniform(0.8, 1.2))
+        events.append(event(tenant.slug, point + timedelta(minutes=20), credits=credits))
+        point += timedelta(hours=1)
+    planted = local(zone, 2026, 3, 30, 10)
+    events.append(event(tenant.slug, planted + timedelta(minutes=5), credits=160))
+    await load(client, ingest, events)
+
+    found = normalised(await spikes_of(client, tenant, start, end, "HOUR", zone=zone))
+
+    assert found == expected_answer(events, start, end, zone, "HOUR")
+    assert [spike["start"] for spike in found] == ["2026-03-30T08:00:00Z"]
