@@ -134,19 +134,42 @@ def _scaled(points: Sequence[Point], indexes: Sequence[int], length: float) -> l
     return [points[at].credits * length / points[at].length for at in indexes]
 
 
+def dispersion(points: Sequence[Point], baselines: Sequence[Baseline | None]) -> float:
+    """How much more than counts (Poisson) the credits of this series vary: the square of
+    the robust spread of ``(credits - expected) / sqrt(expected)`` over every bucket with a
+    baseline, at least 1. Calls that cost 1 credit give about 1; a mix of 1-, 5- and
+    10-credit calls about 5. Pooled over hundreds of buckets, where one bucket's own
+    baseline has only 4 to 8."""
+    residuals = [
+        abs(point.credits - baseline.expected) / math.sqrt(max(baseline.expected, 1.0))
+        for point, baseline in zip(points, baselines, strict=True)
+        if baseline is not None
+    ]
+    if not residuals:
+        return 1.0
+    return max(1.0, (MAD_TO_SIGMA * statistics.median(residuals)) ** 2)
+
+
 def find_spikes(points: Sequence[Point], first: int, method: SpikeMethod) -> list[Spike]:
     """The points from ``first`` on (the report's buckets; those before are history) whose
     credits stand out: above ``expected + sigmas * sigma`` and above ``min_ratio`` times
     ``expected``, with at least ``min_samples`` baseline points."""
+    indexes = baseline_indexes(points, method)
+    baselines = [
+        robust_baseline(_scaled(points, found, point.length), method)
+        if len(found) >= method.min_samples
+        else None
+        for point, found in zip(points, indexes, strict=True)
+    ]
+    factor = dispersion(points, baselines)
     found: list[Spike] = []
-    baselines = baseline_indexes(points, method)
     for index in range(first, len(points)):
-        point = points[index]
-        indexes = baselines[index]
-        if len(indexes) < method.min_samples:
+        point, baseline = points[index], baselines[index]
+        if baseline is None:
             continue
-        baseline = robust_baseline(_scaled(points, indexes, point.length), method)
-        if point.credits <= baseline.expected + method.sigmas * baseline.sigma:
+        # The count noise of this series (sqrt(factor * expected)) as one more floor.
+        sigma = max(baseline.sigma, math.sqrt(factor * baseline.expected))
+        if point.credits <= baseline.expected + method.sigmas * sigma:
             continue
         # Strictly more: every bucket of steady traffic within ±20 % of a level is at most
         # 1.2 / 0.8 = 1.5 times any median of it, so it is never a spike.
@@ -154,7 +177,7 @@ def find_spikes(points: Sequence[Point], first: int, method: SpikeMethod) -> lis
             continue
         expected = round(baseline.expected)
         found.append(
-            Spike(index, point.credits, expected, point.credits - expected, tuple(indexes))
+            Spike(index, point.credits, expected, point.credits - expected, tuple(indexes[index]))
         )
     return found
 

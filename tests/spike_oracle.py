@@ -87,16 +87,27 @@ def spikes(
     edges = buckets(start, end, zone, granularity)
     credits = _sums(events, edges, lambda item: "")[""]
     first = edges.index(start)
-    found = []
-    for index in range(first, len(edges) - 1):
+    baselines = {}
+    for index in range(len(edges) - 1):
         indexes = _baseline(edges, credits, index, zone, granularity)
         if len(indexes) < MIN_SAMPLES[granularity]:
             continue
         history = _scaled(edges, credits, indexes, index)
         expected = _median(history)
-        deviations = [abs(value - expected) for value in history]
-        sigma = 1.4826 * _median(deviations)
-        sigma = max(sigma, FLOOR_FRACTION * expected, expected**0.5, FLOOR_CREDITS)
+        sigma = 1.4826 * _median([abs(value - expected) for value in history])
+        baselines[index] = (indexes, expected, max(sigma, FLOOR_FRACTION * expected, FLOOR_CREDITS))
+    # The series' dispersion against counts: robust spread of Poisson-scaled residuals.
+    residuals = [
+        abs(credits[index] - expected) / max(expected, 1.0) ** 0.5
+        for index, (_, expected, _) in baselines.items()
+    ]
+    factor = max(1.0, (1.4826 * _median(residuals)) ** 2) if residuals else 1.0
+    found = []
+    for index in range(first, len(edges) - 1):
+        if index not in baselines:
+            continue
+        indexes, expected, sigma = baselines[index]
+        sigma = max(sigma, (factor * expected) ** 0.5)
         value = credits[index]
         if value <= expected + SIGMAS * sigma or value <= MIN_RATIO * expected:
             continue
