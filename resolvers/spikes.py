@@ -29,6 +29,9 @@ STORED = {
     UsageDimension.API_KEY: Dimension.TOTAL,
 }
 GAP = -1  # the phase of the piece of a period before a range that starts inside it
+# Buckets whose values are read for drivers, per request and dimension: the spikes with the
+# largest excess are explained first (a DAY spike needs 9, an HOUR spike 5).
+MAX_DRIVER_BUCKETS = 45
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +138,16 @@ async def analyse(context: Context, report: ReportScope, granularity: Granularit
 
 
 async def _per_value(
-    context: Context, analysis: SpikeAnalysis, dimension: UsageDimension, low: int, high: int
+    context: Context, analysis: SpikeAnalysis, dimension: UsageDimension, run: range
 ) -> dict[str | int, dict[int, int]]:
-    """Credits per value and point index, for the points ``low`` to ``high`` (inclusive)."""
+    """Credits per value and point index, for the contiguous points of ``run``."""
     report = analysis.report
     async with context.db.connection() as conn:
         sums = await tally(
             conn,
             organization_id=report.organization.id,
             dimension=STORED[dimension],
-            edges=analysis.edges[low : high + 2],
+            edges=analysis.edges[run.start : run.stop + 1],
             api_key_ids=report.key_filter,
             by_key=dimension is UsageDimension.API_KEY,
         )
@@ -153,21 +156,50 @@ async def _per_value(
         name: str | int = key if dimension is UsageDimension.API_KEY else value
         if figures.credits:
             slot = found.setdefault(name, {})
-            slot[low + index] = slot.get(low + index, 0) + figures.credits
+            slot[run.start + index] = slot.get(run.start + index, 0) + figures.credits
     return found
 
 
+def _runs(indexes: set[int]) -> list[range]:
+    """``indexes`` as runs of consecutive indexes, so each run is one read."""
+    runs: list[range] = []
+    for index in sorted(indexes):
+        if runs and runs[-1].stop == index:
+            runs[-1] = range(runs[-1].start, index + 1)
+        else:
+            runs.append(range(index, index + 1))
+    return runs
+
+
+def explained(spikes: list[SpikeRow]) -> list[SpikeRow]:
+    """The spikes whose drivers are read: by excess, as many as ``MAX_DRIVER_BUCKETS``
+    buckets (each spike's own and its baseline's) allow."""
+    chosen: list[SpikeRow] = []
+    needed: set[int] = set()
+    for row in sorted(spikes, key=lambda row: -row.spike.excess):
+        wanted = needed | {row.spike.index, *row.spike.baseline}
+        if len(wanted) > MAX_DRIVER_BUCKETS:
+            break
+        chosen.append(row)
+        needed = wanted
+    return chosen
+
+
 async def _all_drivers(context: Context, analysis: SpikeAnalysis) -> dict[int, list[DriverRow]]:
-    """Drivers of every spike: one read per dimension over the span from the earliest
-    baseline bucket to the last spike."""
-    if not analysis.spikes:
+    """Drivers of the spikes ``explained`` chooses: per dimension, one read per run of
+    consecutive buckets among theirs and their baselines' (not the span between them,
+    whose rows per value and hour grow with the history)."""
+    chosen = explained(analysis.spikes)
+    if not chosen:
         return {}
-    low = min(min(row.spike.baseline, default=row.spike.index) for row in analysis.spikes)
-    high = max(row.spike.index for row in analysis.spikes)
+    runs = _runs({index for row in chosen for index in (row.spike.index, *row.spike.baseline)})
     found: dict[int, list[tuple[UsageDimension, Driver]]] = {}
     for dimension in UsageDimension:
-        per_value = await _per_value(context, analysis, dimension, low, high)
-        for row in analysis.spikes:
+        per_value: dict[str | int, dict[int, int]] = {}
+        for run in runs:
+            for value, credits_at in (await _per_value(context, analysis, dimension, run)).items():
+                per_value.setdefault(value, {}).update(credits_at)
+        for row in chosen:
             for driver in find_drivers(row.spike, analysis.points, per_value):
                 found.setdefault(row.spike.index, []).append((dimension, driver))
     keys = {

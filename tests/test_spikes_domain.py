@@ -4,6 +4,7 @@ the baseline's choice of buckets, drivers, and what the cost estimate assumes of
 from __future__ import annotations
 
 import statistics
+from datetime import UTC, datetime
 
 import pytest
 from graphql import parse
@@ -22,6 +23,9 @@ from domain.spikes import (
 )
 from graphql_schema.limits.cost import CostLimits, estimate_cost
 from graphql_schema.schema import build_schema
+from resolvers.spikes import SpikeRow, _runs, explained
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
 
 DAY = METHODS[Granularity.DAY]
 
@@ -110,6 +114,16 @@ def test_at_most_three_drivers_per_dimension():
     spike = Spike(56, 100, 10, 90, (49, 42, 35, 28))
     per_value = {f"v{n}": {56: 10 + n} for n in range(10)}
     assert [d.value for d in find_drivers(spike, points, per_value)] == ["v9", "v8", "v7"]
+
+
+def test_drivers_are_read_for_the_largest_spikes_within_the_bucket_budget():
+    rows = [
+        SpikeRow(START, START, Spike(100 + 7 * n, 10, 1, excess, tuple(range(n * 9, n * 9 + 8))))
+        for n, excess in enumerate([5, 50, 500, 40, 30, 20, 10])
+    ]
+    # Nine buckets each (the spike and eight baseline buckets), 45 at most: five spikes.
+    assert [row.spike.excess for row in explained(rows)] == [500, 50, 40, 30, 20]
+    assert _runs({1, 2, 3, 7, 9, 10}) == [range(1, 4), range(7, 8), range(9, 11)]
 
 
 def _cost(query: str) -> int:

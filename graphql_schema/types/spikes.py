@@ -12,7 +12,7 @@ from domain.dimensions import UsageDimension as _UsageDimension
 from domain.spikes import DRIVERS_PER_DIMENSION
 from graphql_schema.scalars import BigInt
 from resolvers.context import Context
-from resolvers.spikes import DriverRow, SpikeAnalysis, SpikeRow
+from resolvers.spikes import MAX_DRIVER_BUCKETS, DriverRow, SpikeAnalysis, SpikeRow
 
 if TYPE_CHECKING:
     from graphql_schema.types.api_key import ApiKey
@@ -128,7 +128,9 @@ class UsageSpike:
         description=(
             f"Per dimension (API_KEY, ENDPOINT, SOURCE, USER), the up to "
             f"{DRIVERS_PER_DIMENSION} values whose own credits grew most against their own "
-            "baseline, by excess credits; dimensions in that order."
+            "baseline, by excess credits; dimensions in that order. Read for the spikes "
+            f"with the largest excess, as long as their buckets and baselines number at most "
+            f"{MAX_DRIVER_BUCKETS} (5 daily or 9 hourly spikes); empty for the others."
         ),
         metadata={"max_length": MAX_DRIVERS},
     )
