@@ -52,6 +52,7 @@ from db.ingestion import ingest  # noqa: E402
 from db.queries.directory import create_organization, create_user  # noqa: E402
 from db.queries.tokens import create_token  # noqa: E402
 from db.tables import api_keys, organizations, usage_events, users  # noqa: E402
+from domain.outcomes import OUTCOME_CODES, outcome_of  # noqa: E402
 from domain.scopes import TokenScope  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -419,6 +420,7 @@ async def load_bulk(url: str, size: int, end: datetime) -> dict[str, object]:
                         "source": event["source"],
                         "endpoint": event["endpoint"],
                         "status": event["status"],
+                        "outcome": OUTCOME_CODES[outcome_of(int(event["status"]))],
                         "credits": event["credits"],
                         "occurred_at": datetime.fromisoformat(str(event["timestamp"])),
                     }

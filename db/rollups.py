@@ -56,9 +56,10 @@ async def rebuild(conn: AsyncConnection) -> int:
                 bucket,
                 key,
                 value,
+                e.outcome,
                 func.count().label("calls"),
                 func.sum(e.credits).label("credits"),
-            ).group_by(e.organization_id, bucket, key, value)
+            ).group_by(e.organization_id, bucket, key, value, e.outcome)
             result = await conn.execute(
                 insert(usage_rollups).from_select(
                     [
@@ -68,6 +69,7 @@ async def rebuild(conn: AsyncConnection) -> int:
                         "bucket",
                         "api_key_id",
                         "value",
+                        "outcome",
                         "calls",
                         "credits",
                     ],

@@ -1,10 +1,10 @@
 """The schema: one ``MetaData`` with a naming convention, so migrations name constraints alike.
 
 Raw ``usage_events`` are the truth. ``usage_rollups`` holds the same calls and credits summed
-per organization, grain (15 minutes, 1 hour, 1 UTC day), bucket, API key and one report
-dimension (total, endpoint, source or user); every usage query reads it. Missing keys and
-users are stored as 0 in the rollup so the primary key needs no NULLs; at the hour and day
-grains, rows with key ``ALL_KEYS`` (-1) hold the sums over every key, so an
+per organization, grain (15 minutes, 1 hour, 1 UTC day), bucket, API key, one report
+dimension (total, endpoint, source or user) and call outcome; every usage query reads it.
+Missing keys and users are stored as 0 in the rollup so the primary key needs no NULLs; at
+the hour and day grains, rows with key ``ALL_KEYS`` (-1) hold the sums over every key, so an
 organization-wide read does not grow with the number of keys.
 """
 
@@ -79,6 +79,9 @@ api_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
+    # The earliest event of the key: ingestion moves it back (never forward), since events
+    # arrive out of order; NULL until the key's first event.
+    Column("first_seen_at", UTCDateTime, nullable=True),
     Index("uq_api_keys_organization_external", "organization_id", "external_id", unique=True),
 )
 
@@ -96,6 +99,9 @@ usage_events = Table(
     Column("source", String(100), nullable=False),
     Column("endpoint", String(300), nullable=False),
     Column("status", SmallInteger, nullable=False),
+    # domain.outcomes.OUTCOME_CODES of the call's outcome (derived from the status and the
+    # event's optional "outcome" at validation, which the status alone cannot tell).
+    Column("outcome", SmallInteger, nullable=False),
     Column("credits", BigInteger, nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Index("ix_usage_events_org_occurred", "organization_id", "occurred_at"),
@@ -112,6 +118,9 @@ usage_rollups = Table(
     Column("api_key_id", Id, primary_key=True),
     Column("bucket", BigInteger, primary_key=True),
     Column("value", Text, primary_key=True),
+    # Last in the key: a read of every outcome stays one contiguous range per piece, and a
+    # filter on outcomes is a condition on rows already in that range.
+    Column("outcome", SmallInteger, primary_key=True),
     Column("calls", BigInteger, nullable=False),
     Column("credits", BigInteger, nullable=False),
     # SQLite: the primary key is the table (one b-tree, no rowid lookup per row read).

@@ -16,6 +16,18 @@ class CallOutcome(Enum):
     SERVER_ERROR = "SERVER_ERROR"  # 5xx
 
 
+# The code of each outcome in ``usage_events.outcome`` and ``usage_rollups.outcome``.
+# Stored data depends on these numbers: never renumber one, only add new ones. Migrations
+# spell them as literals (a migration must keep meaning what it meant when it was written).
+OUTCOME_CODES: dict[CallOutcome, int] = {
+    CallOutcome.SUCCESS: 1,
+    CallOutcome.NO_RESULT: 2,
+    CallOutcome.RATE_LIMITED: 3,
+    CallOutcome.CLIENT_ERROR: 4,
+    CallOutcome.SERVER_ERROR: 5,
+}
+OUTCOME_OF_CODE: dict[int, CallOutcome] = {code: outcome for outcome, code in OUTCOME_CODES.items()}
+
 # The one value of an event's optional ``outcome`` field: a call that answered (e.g. 200)
 # but found nothing.
 NO_RESULT_FLAG = "no_result"

@@ -50,6 +50,9 @@ class ApiKeyRecord:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    # The key's earliest event; None until it has one. Last and defaulted, so records built
+    # by position before it existed stay valid.
+    first_seen_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

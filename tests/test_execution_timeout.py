@@ -13,6 +13,7 @@ from app.main import create_app
 from app.settings import Settings
 from db.engine import create_engine
 from db.session import RequestDatabase
+from domain.outcomes import OUTCOME_CODES, CallOutcome
 from tests.factories import graphql, make_tenant
 
 EVENTS = 100_000
@@ -20,19 +21,19 @@ EVENTS = 100_000
 # all from usage_events (no rollup covers a ragged piece).
 _SQLITE_EVENTS = """
 INSERT INTO usage_events
-    (organization_id, event_id, api_key_id, user_id, source, endpoint, status, credits,
-     occurred_at)
+    (organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome,
+     credits, occurred_at)
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :n)
-SELECT :organization, 'heavy-' || i, NULL, NULL, 'api', '/e' || (i % 500), 200, 1,
+SELECT :organization, 'heavy-' || i, NULL, NULL, 'api', '/e' || (i % 500), 200, :success, 1,
        strftime('%Y-%m-%d %H:%M:%f000', '2026-06-10 12:00:00', '+' || (i * 840.0 / :n)
                 || ' seconds')
 FROM n
 """
 _POSTGRES_EVENTS = """
 INSERT INTO usage_events
-    (organization_id, event_id, api_key_id, user_id, source, endpoint, status, credits,
-     occurred_at)
-SELECT :organization, 'heavy-' || i, NULL, NULL, 'api', '/e' || (i % 500), 200, 1,
+    (organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome,
+     credits, occurred_at)
+SELECT :organization, 'heavy-' || i, NULL, NULL, 'api', '/e' || (i % 500), 200, :success, 1,
        timestamptz '2026-06-10 12:00:00+00' + (i * 840.0 / :n) * interval '1 second'
 FROM generate_series(0, :n - 1) AS i
 """
@@ -66,7 +67,12 @@ async def test_a_query_past_the_time_limit_is_stopped_with_a_code(clean_database
         statement = _POSTGRES_EVENTS if engine.dialect.name == "postgresql" else _SQLITE_EVENTS
         async with engine.begin() as conn:
             await conn.execute(
-                text(statement), {"n": EVENTS, "organization": tenant.organization_id}
+                text(statement),
+                {
+                    "n": EVENTS,
+                    "organization": tenant.organization_id,
+                    "success": OUTCOME_CODES[CallOutcome.SUCCESS],
+                },
             )
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -64,6 +64,7 @@ events = st.fixed_dictionaries(
         "status": st.one_of(st.sampled_from([99, 100, 200, 599, 600]), anything),
         "credits": st.one_of(st.sampled_from([0, 1, 10**12, 10**12 + 1, -1, 1.0]), anything),
         "timestamp": timestamps,
+        "outcome": st.one_of(st.sampled_from(["no_result", "NO_RESULT", " no_result"]), anything),
         "extra": anything,
     },
 )

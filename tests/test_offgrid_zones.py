@@ -20,6 +20,7 @@ from sqlalchemy import event as sqlalchemy_event
 from db.ingestion.validation import Reference, ValidEvent
 from db.ingestion.writer import write
 from db.queries import usage
+from domain.outcomes import outcome_of
 from tests import oracle
 from tests.factories import event, graphql, make_tenant
 
@@ -68,6 +69,7 @@ def _valid(index: int, item: dict[str, Any]) -> ValidEvent:
         status=item["status"],
         credits=item["credits"],
         occurred_at=oracle.when(item).astimezone(UTC),
+        outcome=outcome_of(item["status"]),
     )
 
 

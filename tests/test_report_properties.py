@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from db.ingestion.validation import Reference, ValidEvent
 from db.ingestion.writer import write
+from domain.outcomes import outcome_of
 from tests import oracle
 from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
 
@@ -340,4 +341,5 @@ def _valid(index: int, item: dict[str, Any]) -> ValidEvent:
         status=item["status"],
         credits=item["credits"],
         occurred_at=oracle.when(item).astimezone(UTC),
+        outcome=outcome_of(item["status"]),
     )

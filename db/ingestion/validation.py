@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from domain.outcomes import NO_RESULT_FLAG, CallOutcome, outcome_of
+
 MAX_ID_LENGTH = 200
 MAX_SOURCE_LENGTH = 100
 MAX_ENDPOINT_LENGTH = 300
@@ -28,6 +30,7 @@ KNOWN_FIELDS = {
     "status",
     "credits",
     "timestamp",
+    "outcome",
 }
 
 
@@ -66,6 +69,8 @@ class ValidEvent(NamedTuple):
     status: int
     credits: int
     occurred_at: datetime
+    # Derived from the status and the optional "outcome" field (domain.outcomes.outcome_of).
+    outcome: CallOutcome
 
 
 MAX_ORGANIZATION_ID = 2**63 - 1  # a BIGINT: larger numbers cannot name a stored row
@@ -208,6 +213,10 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
     if isinstance(occurred_at, str):
         missing = raw.get("timestamp") is None
         fail("timestamp", f"is required: {occurred_at[5:]}" if missing else occurred_at)
+    flag = raw.get("outcome")
+    if flag is not None and flag != NO_RESULT_FLAG:
+        reason = f'must be "{NO_RESULT_FLAG}" when given (other outcomes follow from the status)'
+        fail("outcome", reason)
     if errors:
         return errors
     # No errors means every field parsed; these narrow the types for the checker.
@@ -231,6 +240,7 @@ def _check(index: int, raw: object, now: datetime) -> ValidEvent | list[EventErr
         status=status,
         credits=credits,
         occurred_at=occurred_at,
+        outcome=outcome_of(status, no_result=flag is not None),
     )
 
 
@@ -287,6 +297,7 @@ def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
     status = get("status")
     credits = get("credits")
     timestamp = get("timestamp")
+    flag = get("outcome")
     if (
         ident is None
         or organization is None
@@ -298,6 +309,7 @@ def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
         or not 0 <= credits <= MAX_CREDITS
         or type(timestamp) is not str
         or not _RFC3339.match(timestamp)
+        or (flag is not None and flag != NO_RESULT_FLAG)
     ):
         return None
     api_key = _plain_reference(get("api_key"))
@@ -322,6 +334,7 @@ def _fast(index: int, raw: object, latest: datetime) -> ValidEvent | None:
         status,
         credits,
         occurred_at,
+        outcome_of(status, no_result=flag is not None),
     )
 
 

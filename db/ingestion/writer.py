@@ -21,11 +21,12 @@ from db.engine import write_with_retry
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.ingestion import bulk
 from db.ingestion.alerts import record_crossings
-from db.ingestion.bulk import EventRow, RollupRow
+from db.ingestion.bulk import EventRow, KeySpan, RollupRow
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
 from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import api_keys, organizations, users
 from domain.dimensions import Dimension
+from domain.outcomes import OUTCOME_CODES
 from domain.roles import Role
 
 TOTAL, ENDPOINT, SOURCE, USER = (
@@ -133,18 +134,18 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
     are summed from those sums: in a time-ordered batch many events share a quarter hour,
     so this does far fewer dictionary updates than adding every event at every grain.
     """
-    fine: dict[tuple[int, int, int, int, str], list[int]] = {}
+    fine: dict[tuple[int, int, int, int, str, int], list[int]] = {}
     get = fine.get
     quarter = GRAIN_SECONDS[0]
-    for org, _, key_id, user_id, source, endpoint, _, credits, occurred_at in rows:
+    for org, _, key_id, user_id, source, endpoint, _, outcome, credits, occurred_at in rows:
         key = key_id or NO_KEY
         epoch = int(occurred_at.timestamp())
         bucket = epoch - epoch % quarter
         for slot_key in (
-            (org, TOTAL, bucket, key, ""),
-            (org, ENDPOINT, bucket, key, endpoint),
-            (org, SOURCE, bucket, key, source),
-            (org, USER, bucket, key, "" if user_id is None else str(user_id)),
+            (org, TOTAL, bucket, key, "", outcome),
+            (org, ENDPOINT, bucket, key, endpoint, outcome),
+            (org, SOURCE, bucket, key, source, outcome),
+            (org, USER, bucket, key, "" if user_id is None else str(user_id), outcome),
         ):
             slot = get(slot_key)
             if slot is None:
@@ -152,13 +153,13 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
             else:
                 slot[0] += 1
                 slot[1] += credits
-    sums: dict[tuple[int, int, int, int, int, str], list[int]] = {}
-    for (org, dimension, bucket, key, value), (calls, credits) in fine.items():
+    sums: dict[tuple[int, int, int, int, int, str, int], list[int]] = {}
+    for (org, dimension, bucket, key, value, outcome), (calls, credits) in fine.items():
         for grain in GRAIN_SECONDS:
             coarse = bucket - bucket % grain
-            targets = [(org, dimension, grain, coarse, key, value)]
+            targets = [(org, dimension, grain, coarse, key, value, outcome)]
             if grain in ALL_KEYS_GRAINS:
-                targets.append((org, dimension, grain, coarse, ALL_KEYS, value))
+                targets.append((org, dimension, grain, coarse, ALL_KEYS, value, outcome))
             for target in targets:
                 slot = sums.get(target)
                 if slot is None:
@@ -167,8 +168,10 @@ def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
                     slot[0] += calls
                     slot[1] += credits
     return [
-        (org, dimension, grain, bucket, key, value, calls, credits)
-        for (org, dimension, grain, bucket, key, value), (calls, credits) in sorted(sums.items())
+        (org, dimension, grain, bucket, key, value, outcome, calls, credits)
+        for (org, dimension, grain, bucket, key, value, outcome), (calls, credits) in sorted(
+            sums.items()
+        )
     ]
 
 
@@ -179,6 +182,7 @@ def _payload(event: ValidEvent) -> tuple[object, ...]:
         event.source,
         event.endpoint,
         event.status,
+        event.outcome,
         event.credits,
         event.occurred_at,
     )
@@ -241,20 +245,22 @@ async def ingest_events(
             event.source,
             event.endpoint,
             event.status,
+            OUTCOME_CODES[event.outcome],
             event.credits,
             event.occurred_at,
         )
         for (org, event_id), event in sorted(unique.items())
     ]
     if conn.dialect.name == "postgresql":
-        newest = await bulk.write_postgresql(conn, rows)
+        spans = await bulk.write_postgresql(conn, rows)
     else:
         inserted_keys = await bulk.sqlite_insert_events(conn, rows)
         inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
         await bulk.sqlite_add_rollups(conn, rollup_deltas(inserted))
-        newest = _newest(inserted)
+        spans = _spans(inserted)
+    newest = [(org, key, count, latest) for org, key, count, latest, _ in spans]
     accepted = sum(count for _, _, count, _ in newest)
-    await _touch(conn, newest)
+    await _touch(conn, spans)
     # Alert crossings commit with the events that made them (db/ingestion/alerts.py).
     await record_crossings(conn, newest, now=now)
     return IngestResult(
@@ -264,29 +270,39 @@ async def ingest_events(
     )
 
 
-def _newest(inserted: list[EventRow]) -> list[tuple[int, int | None, int, datetime]]:
-    """(organization, api key, events, newest instant) per key of the inserted rows."""
+def _spans(inserted: list[EventRow]) -> list[KeySpan]:
+    """(organization, api key, events, newest and oldest instant) per key of the rows."""
     counts: dict[tuple[int, int | None], int] = {}
     latest: dict[tuple[int, int | None], datetime] = {}
-    for org, _, key, _, _, _, _, _, at in inserted:
+    earliest: dict[tuple[int, int | None], datetime] = {}
+    for row in inserted:
+        org, key, at = row[0], row[2], row[9]
         counts[(org, key)] = counts.get((org, key), 0) + 1
         if (org, key) not in latest or at > latest[(org, key)]:
             latest[(org, key)] = at
-    return [(org, key, count, latest[(org, key)]) for (org, key), count in counts.items()]
+        if (org, key) not in earliest or at < earliest[(org, key)]:
+            earliest[(org, key)] = at
+    return [
+        (org, key, count, latest[(org, key)], earliest[(org, key)])
+        for (org, key), count in counts.items()
+    ]
 
 
-async def _touch(
-    conn: AsyncConnection, newest: list[tuple[int, int | None, int, datetime]]
-) -> None:
-    """Move ``last_used_at`` of keys and ``last_event_at`` of organizations forward."""
+async def _touch(conn: AsyncConnection, spans: list[KeySpan]) -> None:
+    """Move ``last_used_at`` of keys and ``last_event_at`` of organizations forward, and
+    ``first_seen_at`` of keys back (events arrive out of order)."""
     latest_key: dict[int, datetime] = {}
+    earliest_key: dict[int, datetime] = {}
     latest_org: dict[int, datetime] = {}
-    for org, key, _, at in newest:
+    for org, key, _, at, first in spans:
         if org not in latest_org or at > latest_org[org]:
             latest_org[org] = at
-        if key is not None and (key not in latest_key or at > latest_key[key]):
+        if key is not None:
+            # One span per (organization, key), and a key belongs to one organization.
             latest_key[key] = at
+            earliest_key[key] = first
     await bulk.move_forward(conn, "api_keys", "last_used_at", latest_key)
+    await bulk.move_backward(conn, "api_keys", "first_seen_at", earliest_key)
     await bulk.move_forward(conn, "organizations", "last_event_at", latest_org)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.queries.usage import tally
 from domain.breakdowns import percent
 from domain.dimensions import Dimension
+from domain.outcomes import CallOutcome
 from domain.records import Share, Tally
 
 
@@ -55,6 +56,7 @@ async def totals(
     start: datetime,
     end: datetime,
     api_key_ids: Sequence[int] | None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> Tally:
     sums = await tally(
         conn,
@@ -62,6 +64,7 @@ async def totals(
         dimension=Dimension.TOTAL,
         edges=[start, end],
         api_key_ids=api_key_ids,
+        outcomes=outcomes,
     )
     found = sums.get((0, 0, ""))
     return found or Tally(0, 0)
@@ -75,6 +78,7 @@ async def breakdown(
     start: datetime,
     end: datetime,
     api_key_ids: Sequence[int] | None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> list[Share]:
     """Calls and credits per endpoint, source or user (users by id, None as "")."""
     sums = await tally(
@@ -83,6 +87,7 @@ async def breakdown(
         dimension=dimension,
         edges=[start, end],
         api_key_ids=api_key_ids,
+        outcomes=outcomes,
     )
     return ranked({value: group for (_, _, value), group in sums.items()})
 
@@ -94,6 +99,7 @@ async def by_api_key(
     start: datetime,
     end: datetime,
     api_key_ids: Sequence[int] | None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> list[Share]:
     """Calls and credits per API key id (0 for calls made without a key)."""
     sums = await tally(
@@ -103,6 +109,7 @@ async def by_api_key(
         edges=[start, end],
         api_key_ids=api_key_ids,
         by_key=True,
+        outcomes=outcomes,
     )
     return ranked({key: group for (key, _, _), group in sums.items()})
 
@@ -115,6 +122,7 @@ async def breakdown_per_key(
     start: datetime,
     end: datetime,
     api_key_ids: Sequence[int],
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> dict[int, list[Share]]:
     """One breakdown for each of many keys, in one query (for the per-key DataLoader)."""
     sums = await tally(
@@ -124,11 +132,35 @@ async def breakdown_per_key(
         edges=[start, end],
         api_key_ids=api_key_ids,
         by_key=True,
+        outcomes=outcomes,
     )
     per_key: dict[int, dict[str | int, Tally]] = {key: {} for key in api_key_ids}
     for (key, _, value), group in sums.items():
         per_key.setdefault(key, {})[value] = group
     return {key: ranked(groups) for key, groups in per_key.items()}
+
+
+async def by_outcome(
+    conn: AsyncConnection,
+    *,
+    organization_id: int,
+    start: datetime,
+    end: datetime,
+    api_key_ids: Sequence[int] | None,
+    outcomes: Collection[CallOutcome] | None = None,
+) -> list[Share]:
+    """Calls and credits per call outcome (values are ``CallOutcome.value``, e.g.
+    ``"NO_RESULT"``); outcomes without calls have no row."""
+    sums = await tally(
+        conn,
+        organization_id=organization_id,
+        dimension=Dimension.TOTAL,
+        edges=[start, end],
+        api_key_ids=api_key_ids,
+        outcomes=outcomes,
+        by_outcome=True,
+    )
+    return ranked({value: group for (_, _, value), group in sums.items()})
 
 
 async def series(
@@ -137,6 +169,7 @@ async def series(
     organization_id: int,
     edges: Sequence[datetime],
     api_key_ids: Sequence[int] | None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> list[Tally]:
     """Calls and credits of each ``[edges[i], edges[i+1])``; empty periods give zeros."""
     sums = await tally(
@@ -145,5 +178,6 @@ async def series(
         dimension=Dimension.TOTAL,
         edges=edges,
         api_key_ids=api_key_ids,
+        outcomes=outcomes,
     )
     return [sums.get((0, index, ""), Tally(0, 0)) for index in range(len(edges) - 1)]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import usage_events, usage_rollups
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput
+from domain.outcomes import OUTCOME_CODES, OUTCOME_OF_CODE, CallOutcome
 from domain.records import Tally
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,7 +71,9 @@ def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest)
 
 
-def _raw_value(dimension: Dimension) -> ColumnElement[object]:
+def _raw_value(dimension: Dimension, by_outcome: bool) -> ColumnElement[object]:
+    if by_outcome:
+        return usage_events.c.outcome
     if dimension is Dimension.ENDPOINT:
         return usage_events.c.endpoint
     if dimension is Dimension.SOURCE:
@@ -119,13 +123,21 @@ async def tally(
     edges: Sequence[datetime],
     api_key_ids: Iterable[int] | None = None,
     by_key: bool = False,
+    outcomes: Collection[CallOutcome] | None = None,
+    by_outcome: bool = False,
 ) -> dict[tuple[int, int, str], Tally]:
     """Sum calls and credits over ``[edges[0], edges[-1])``.
 
     Groups by (API key or 0 when ``by_key`` is false, bucket index, dimension value). The
     bucket index says which ``[edges[i], edges[i+1])`` a sum belongs to; pass two edges for
-    one total. ``api_key_ids`` filters to those keys (``NO_KEY`` selects keyless calls).
+    one total. ``api_key_ids`` filters to those keys (``NO_KEY`` selects keyless calls);
+    ``outcomes`` restricts every figure to calls of those outcomes. ``by_outcome`` (only
+    with ``Dimension.TOTAL``) groups by outcome instead of a dimension value: the value is
+    then the outcome's name (``CallOutcome.value``, e.g. ``"NO_RESULT"``).
     """
+    if by_outcome and dimension is not Dimension.TOTAL:
+        raise ValueError("by_outcome groups the TOTAL dimension only")
+    codes = None if outcomes is None else sorted({OUTCOME_CODES[o] for o in outcomes})
     keys = None if api_key_ids is None else sorted(set(api_key_ids))
     bounds = [to_micros(edge) for edge in edges]
     ragged = _ragged_cells(bounds)
@@ -145,6 +157,7 @@ async def tally(
             dimension=Dimension.TOTAL,
             edges=[edges[0], edges[-1]],
             api_key_ids=keys,
+            outcomes=outcomes,
         )
         found = sum(figures.calls for figures in events.values())
         if found > MAX_RAW_SCAN_EVENTS:
@@ -160,32 +173,45 @@ async def tally(
         slot[0] += calls
         slot[1] += credits
 
+    query = _Query(organization_id, dimension, keys, codes, by_key, len(bounds) > 2, by_outcome)
+
+    def label(value: object) -> str:
+        if by_outcome:
+            return OUTCOME_OF_CODE[int(str(value))].value
+        return _normalise(dimension, value)
+
     rollup_pieces = [piece for piece in pieces if piece.grain]
     if rollup_pieces:
-        for row in await conn.execute(
-            _rollup_statement(
-                organization_id, dimension, rollup_pieces, keys, by_key, len(bounds) > 2
+        for row in await conn.execute(_rollup_statement(query, rollup_pieces)):
+            add(
+                row.key,
+                row.bucket * grains.MICROS,
+                label(row.value),
+                int(row.calls),
+                int(row.credits),
             )
-        ):
-            add(row.key, row.bucket * grains.MICROS, row.value, int(row.calls), int(row.credits))
     raw_pieces = [piece for piece in pieces if not piece.grain]
     if raw_pieces:
-        for row in await conn.execute(
-            _raw_statement(organization_id, dimension, raw_pieces, keys, by_key, len(bounds) > 2)
-        ):
+        for row in await conn.execute(_raw_statement(query, raw_pieces)):
             at = to_micros(row.at) if row.at is not None else bounds[0]
-            add(row.key, at, _normalise(dimension, row.value), int(row.calls), int(row.credits))
+            add(row.key, at, label(row.value), int(row.calls), int(row.credits))
     return {key: Tally(calls, credits) for key, (calls, credits) in result.items()}
 
 
-def _rollup_statement(
-    organization_id: int,
-    dimension: Dimension,
-    pieces: list[grains.Piece],
-    keys: list[int] | None,
-    by_key: bool,
-    by_bucket: bool,
-) -> Select[Any]:
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """What a tally asks, whichever pieces answer it."""
+
+    organization_id: int
+    dimension: Dimension
+    keys: list[int] | None  # None: every key
+    outcomes: list[int] | None  # outcome codes; None: every outcome
+    by_key: bool
+    by_bucket: bool
+    by_outcome: bool
+
+
+def _rollup_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
     """One branch per piece, joined by UNION ALL, then grouped.
 
     A single WHERE with an OR of ranges makes SQLite search only the (organization,
@@ -194,12 +220,19 @@ def _rollup_statement(
     on (organization, dimension, grain, bucket), so a read touches only the rows of its
     range (EXPLAIN: SEARCH ... USING INDEX on both databases).
     """
+    organization_id, keys, by_key, by_bucket = (
+        query.organization_id,
+        query.keys,
+        query.by_key,
+        query.by_bucket,
+    )
     r = usage_rollups.c
+    value = r.outcome.label("value") if query.by_outcome else r.value
     branches = []
     for piece in pieces:
-        branch = select(r.api_key_id, r.bucket, r.value, r.calls, r.credits).where(
+        branch = select(r.api_key_id, r.bucket, value, r.calls, r.credits).where(
             r.organization_id == organization_id,
-            r.dimension == int(dimension),
+            r.dimension == int(query.dimension),
             r.grain == piece.grain // grains.MICROS,
             r.bucket >= piece.low // grains.MICROS,
             r.bucket < piece.high // grains.MICROS,
@@ -210,6 +243,8 @@ def _rollup_statement(
             branch = branch.where(r.api_key_id == ALL_KEYS)  # one row per bucket and value
         elif piece.grain != grains.QUARTER_HOUR:
             branch = branch.where(r.api_key_id != ALL_KEYS)  # the per-key rows only
+        if query.outcomes is not None:
+            branch = branch.where(r.outcome.in_(query.outcomes))
         branches.append(branch)
     rows = _union(branches)
     c = rows.c
@@ -227,15 +262,16 @@ def _rollup_statement(
     ).group_by(*group)
 
 
-def _raw_statement(
-    organization_id: int,
-    dimension: Dimension,
-    pieces: list[grains.Piece],
-    keys: list[int] | None,
-    by_key: bool,
-    by_bucket: bool,
-) -> Select[Any]:
+def _raw_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
     """Raw events of the ragged pieces, one index range search per piece (see above)."""
+    organization_id, dimension, keys, by_key, by_bucket = (
+        query.organization_id,
+        query.dimension,
+        query.keys,
+        query.by_key,
+        query.by_bucket,
+    )
+    grouped = dimension is not Dimension.TOTAL or query.by_outcome
     e = usage_events.c
     key_column = func.coalesce(e.api_key_id, NO_KEY)
     branches = []
@@ -243,7 +279,7 @@ def _raw_statement(
         branch = select(
             key_column.label("key"),
             e.occurred_at.label("at"),
-            _raw_value(dimension).label("value"),
+            _raw_value(dimension, query.by_outcome).label("value"),
             e.credits.label("credits"),
         ).where(
             e.organization_id == organization_id,
@@ -252,11 +288,13 @@ def _raw_statement(
         )
         if keys is not None:
             branch = branch.where(key_column.in_(keys))
+        if query.outcomes is not None:
+            branch = branch.where(e.outcome.in_(query.outcomes))
         branches.append(branch)
     rows = _union(branches)
     c = rows.c
     group: list[ColumnElement[Any]] = []
-    if dimension is not Dimension.TOTAL:
+    if grouped:
         group.append(c.value)
     if by_key:
         group.append(c.key)
@@ -265,7 +303,7 @@ def _raw_statement(
     statement = select(
         (c.key if by_key else func.min(0)).label("key"),
         (c.at if by_bucket else func.min(c.at)).label("at"),
-        (c.value if dimension is not Dimension.TOTAL else func.min(c.value)).label("value"),
+        (c.value if grouped else func.min(c.value)).label("value"),
         func.count().label("calls"),
         func.coalesce(func.sum(c.credits), 0).label("credits"),
     )

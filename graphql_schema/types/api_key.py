@@ -32,9 +32,24 @@ class ApiKey:
     def name(self) -> str:
         return self.record.name
 
-    @strawberry.field(description="When the key was first seen.")
+    @strawberry.field(
+        description=(
+            "When creditlens registered the key: its first ingested event, or its creation. "
+            "Not when the key was issued, and not necessarily its earliest call (see "
+            "`firstSeenAt`): events may arrive late or be imported from the past."
+        )
+    )
     def created_at(self) -> datetime:
         return self.record.created_at
+
+    @strawberry.field(
+        description=(
+            "Time of the earliest call made with the key, from its stored events; null while "
+            "it has none."
+        )
+    )
+    def first_seen_at(self) -> datetime | None:
+        return self.record.first_seen_at
 
     @strawberry.field(description="When the key was revoked; null while it is active.")
     def revoked_at(self) -> datetime | None:
