@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import strawberry
 
+from domain.outcomes import CallOutcome as _CallOutcome
 from domain.periods import Granularity as _Granularity
 from domain.plans import Plan as _Plan
 from domain.presets import Preset
@@ -59,3 +60,24 @@ strawberry.enum(
     ),
 )
 TimeRangePreset = Preset
+
+_describe_values(
+    strawberry.enum(
+        _CallOutcome,
+        description=(
+            "What a call achieved, from its HTTP status. Credits spent on anything but "
+            "SUCCESS bought nothing the caller could use."
+        ),
+    ),
+    {
+        "SUCCESS": "Status 1xx to 3xx, unless the event was sent with outcome no_result.",
+        "NO_RESULT": (
+            'Status 404, or an answered call sent with "outcome": "no_result" (e.g. a 200 '
+            "that found nothing)."
+        ),
+        "RATE_LIMITED": "Status 429.",
+        "CLIENT_ERROR": "Any other status 4xx.",
+        "SERVER_ERROR": "Status 5xx.",
+    },
+)
+CallOutcome = _CallOutcome
