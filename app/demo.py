@@ -2,7 +2,8 @@
 
 It shows what the dashboard is for (docs/spikes.md): one spike day, twelve days ago, driven
 by one key (``key_enrichment``) on one endpoint (``prospecting/contact/enrich``); and one key
-(``key_dedupe``) that burns most of its credits on calls that found nothing (404s).
+(``key_dedupe``) that burns most of its credits on calls that found nothing (404s, and 200s
+sent with ``"outcome": "no_result"``, charged in full).
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ def _events(now: datetime, rng: random.Random) -> list[dict[str, object]]:
                 "credits": cost if found else min(cost, 1),
                 "timestamp": at.isoformat(),
             }
+            if key_id == "key_dedupe" and not found and rng.random() < 0.5:
+                # The match endpoint answers 200 with an empty match and charges it in full.
+                event["status"], event["credits"], event["outcome"] = 200, cost, "no_result"
             if source != "crm_integration":
                 person = rng.choice(PEOPLE)
                 event["user"] = {"id": person[0], "name": person[1]}

@@ -1,5 +1,5 @@
 """The demo data shows what the insights are for: one spike day driven by one key and one
-endpoint, and one key that burns its credits on calls that found nothing."""
+endpoint, and one key that burns most of its credits on calls that found nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ QUERY = """
     }
     dedupe: usage(timeRange: {preset: LAST_30_DAYS}, keyId: "key_dedupe") {
       creditsConsumed
+      byOutcome { outcome creditsConsumed }
     }
   }
 }
@@ -49,4 +50,7 @@ async def test_the_demo_has_one_spike_day_driven_by_one_key_and_endpoint(client,
     assert top["API_KEY"]["value"] == "key_enrichment"
     assert top["ENDPOINT"]["value"] == "prospecting/contact/enrich"
     assert top["API_KEY"]["shareOfExcess"] > 0.7
-    assert body["data"]["organization"]["dedupe"]["creditsConsumed"] > 0
+    dedupe = body["data"]["organization"]["dedupe"]
+    wasted = {row["outcome"]: row["creditsConsumed"] for row in dedupe["byOutcome"]}
+    assert dedupe["byOutcome"][0]["outcome"] == "NO_RESULT"  # its largest row
+    assert wasted["NO_RESULT"] > dedupe["creditsConsumed"] / 2
