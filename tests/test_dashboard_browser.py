@@ -43,6 +43,7 @@ USAGE = f"""query($timeRange: TimeRangeInput!, $keyId: ID, $granularity: Granula
     bySource {{ source {ROW} }}
     byUser {{ user {{ name }} {ROW} }}
     byApiKey {{ apiKey {{ name }} {ROW} }}
+    byOutcome {{ outcome {ROW} }}
     series(granularity: $granularity) {{ start calls creditsConsumed }}
   }} }}
 }}"""
@@ -204,6 +205,19 @@ def assert_rows(shown: list[list[str]], api_rows: list[dict], name) -> None:  # 
         assert abs(float(cells[3][:-1]) - row["percentOfTotal"]) <= 0.051
 
 
+OUTCOME_NAMES = {
+    "SUCCESS": "Success",
+    "NO_RESULT": "No result (404 or nothing found)",
+    "RATE_LIMITED": "Rate limited (429)",
+    "CLIENT_ERROR": "Client error (4xx)",
+    "SERVER_ERROR": "Server error (5xx)",
+}
+
+
+def outcome_name(row: dict) -> str:
+    return OUTCOME_NAMES[row["outcome"]]
+
+
 def user_name(row: dict) -> str:
     return row["user"]["name"] if row["user"] else "Not attributed to a user"
 
@@ -223,6 +237,9 @@ def assert_page_matches_api(
     assert_rows(rows_of(page, "endpoint-table"), usage["byEndpoint"], lambda r: r["endpoint"])
     assert_rows(rows_of(page, "source-table"), usage["bySource"], lambda r: r["source"])
     assert_rows(rows_of(page, "user-table"), usage["byUser"], user_name)
+    assert_rows(rows_of(page, "outcome-table"), usage["byOutcome"], outcome_name)
+    wasted = sum(r["creditsConsumed"] for r in usage["byOutcome"] if r["outcome"] == "NO_RESULT")
+    assert page.inner_text("#outcome-no-result").startswith(f"{wasted:,}")
     series = rows_of(page, "series-table")
     assert [cells[1:] for cells in series] == [
         [f"{b['calls']:,}", f"{b['creditsConsumed']:,}"] for b in usage["series"]

@@ -3,7 +3,7 @@
 import { ApiError, graphql } from "./api.js";
 import { chartTitle, drawChart } from "./chart.js";
 import { download, exportUrl } from "./export.js";
-import { bucket, change, date, dayRange, integer } from "./format.js";
+import { bucket, change, date, dayRange, integer, share } from "./format.js";
 import { renderAlerts } from "./alerts.js";
 import { ALERTS, HEADER, KEYS, POOL, SPIKES, SPIKES_ONLY, USAGE } from "./queries.js";
 import { renderSpikes } from "./spikes.js";
@@ -194,6 +194,29 @@ function renderSeries(report, spikes) {
   );
 }
 
+const OUTCOME_NAMES = {
+  SUCCESS: "Success",
+  NO_RESULT: "No result (404 or nothing found)",
+  RATE_LIMITED: "Rate limited (429)",
+  CLIENT_ERROR: "Client error (4xx)",
+  SERVER_ERROR: "Server error (5xx)",
+};
+const FAILED = new Set(["RATE_LIMITED", "CLIENT_ERROR", "SERVER_ERROR"]);
+
+// The two figures an admin optimises: credits on calls that found nothing, and on failures.
+function renderWaste(report) {
+  const total = Number(report.creditsConsumed);
+  let noResult = 0;
+  let failed = 0;
+  for (const row of report.byOutcome) {
+    if (row.outcome === "NO_RESULT") noResult += Number(row.creditsConsumed);
+    if (FAILED.has(row.outcome)) failed += Number(row.creditsConsumed);
+  }
+  const part = (credits) => (total > 0 ? ` (${share((100 * credits) / total)})` : "");
+  $("outcome-no-result").textContent = `${integer(noResult)}${part(noResult)}`;
+  $("outcome-failed").textContent = `${integer(failed)}${part(failed)}`;
+}
+
 function renderTables(report) {
   fillTable($("endpoint-table"), report.byEndpoint, (row) => ({ text: row.endpoint }));
   fillTable($("source-table"), report.bySource, (row) => ({ text: row.source }));
@@ -203,6 +226,8 @@ function renderTables(report) {
   fillTable($("key-table"), report.byApiKey, (row) =>
     row.apiKey ? { text: row.apiKey.name } : { text: "Without an API key", muted: true },
   );
+  fillTable($("outcome-table"), report.byOutcome, (row) => ({ text: OUTCOME_NAMES[row.outcome] || row.outcome }));
+  renderWaste(report);
   const empty = report.byEndpoint.length === 0;
   $("endpoint-empty").hidden = !empty;
   $("breakdown-empty").hidden = !empty;

@@ -37,6 +37,7 @@ export const USAGE = `query DashboardUsage(
       bySource { source ${ROW} }
       byUser { user { id name } ${ROW} }
       byApiKey { apiKey { id name } ${ROW} }
+      byOutcome { outcome ${ROW} }
       series(granularity: $granularity) { start end calls creditsConsumed }
       previous { calls creditsConsumed }
       change { callsPercent creditsPercent }
