@@ -110,7 +110,9 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=1000)
-    seeds = parser.parse_args().seeds
+    parser.add_argument("--only", default="", help="run the series whose label has this")
+    arguments = parser.parse_args()
+    seeds = arguments.seeds
     day, hour = METHODS[Granularity.DAY], METHODS[Granularity.HOUR]
     flat28 = replace(day, samples=28)
     hour14 = replace(hour, samples=14, min_samples=4)
@@ -119,6 +121,7 @@ def main() -> None:
         ("DAY, 28 days before, no weekday", Granularity.DAY, flat28, 1000, lambda at: 0),
         ("HOUR, same hour x14 any weekday", Granularity.HOUR, hour14, 100, lambda at: at % 24),
         ("HOUR, same weekday and hour x4 (chosen)", Granularity.HOUR, hour, 100, None),
+        ("HOUR, same weekday and hour x4 (chosen)", Granularity.HOUR, hour, 1000, None),
     ]
     noises: list[tuple[str, Noise, float]] = [
         ("uniform ±20 %", uniform20, 1.0),
@@ -130,6 +133,8 @@ def main() -> None:
     print("| series | noise | false positives / buckets | detected 1.5x | 2x | 3x |")
     print("|---|---|---|---|---|---|")
     for label, granularity, method, base, phase_of in cases:
+        if arguments.only not in f"{label} {base}":
+            continue
         for noise_label, noise, scale in noises:
             mean = base * scale
             judged, flagged, _ = run(granularity, method, noise, mean, seeds, None, phase_of)
