@@ -361,7 +361,10 @@ def ingest_file(
     before it stay stored, so fix the file and run it again: stored events count as
     duplicates.
     """
-    from app.file_ingest import ingest_stream
+    from app.file_ingest import Summary, ingest_stream
+    from app.live_usage import LiveUsageHub
+    from app.metrics import Metrics
+    from app.redis_client import redis_client
 
     kind = (fmt or ("csv" if file.lower().endswith(".csv") else "ndjson")).lower()
     if kind not in ("ndjson", "csv"):
@@ -370,12 +373,28 @@ def ingest_file(
         stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as error:
         raise _fail(f"cannot read {file}: {error.strerror}") from error
-    try:
-        summary = _run(
-            lambda engine, _: ingest_stream(
-                engine, stream, kind=kind, batch_size=batch_size, progress=not quiet
+
+    async def work(engine: AsyncEngine, settings: Settings) -> Summary:
+        # With Redis, each committed batch reaches the servers' live-usage subscriptions
+        # (app/live_usage.py). Without it this process has no way to the servers' own
+        # subscribers, which see the events at their next tick.
+        redis = redis_client(settings)
+        live = None if redis is None else LiveUsageHub(engine, redis=redis, metrics=Metrics())
+        try:
+            return await ingest_stream(
+                engine,
+                stream,
+                kind=kind,
+                batch_size=batch_size,
+                progress=not quiet,
+                published=None if live is None else live.published,
             )
-        )
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+    try:
+        summary = _run(work)
     except UnicodeDecodeError as error:
         raise _fail(f"{file} is not UTF-8 text (byte {error.start} of a read chunk)") from error
     finally:

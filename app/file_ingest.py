@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -195,9 +195,19 @@ async def _prepare_next(events: Iterator[object], first_index: int, size: int) -
 
 
 async def ingest_stream(
-    engine: AsyncEngine, stream: TextIO, *, kind: str, batch_size: int, progress: bool
+    engine: AsyncEngine,
+    stream: TextIO,
+    *,
+    kind: str,
+    batch_size: int,
+    progress: bool,
+    published: Callable[[Iterable[int]], Awaitable[None]] | None = None,
 ) -> Summary:
     """Ingest a file batch by batch; stops at the first refused batch (see ``errors``).
+
+    ``published`` is told the organizations of each committed batch, as the HTTP route
+    tells live usage (``LiveUsageHub.published``): a dashboard subscribed on any worker
+    ticks while a file loads.
 
     The next batch is read, parsed and validated (in slices, on the event loop) while the
     current one is written, so reading overlaps the database's work. Writes stay in file
@@ -221,6 +231,8 @@ async def ingest_stream(
             except IngestRejected as rejected:  # an unknown organization
                 summary.errors = rejected.errors
                 break
+            if published is not None and result.organization_ids:
+                await published(result.organization_ids)
             summary.accepted += result.accepted
             summary.duplicates += result.duplicates
             summary.processed = following

@@ -10,14 +10,17 @@ one more PostgreSQL connection per worker. A notice carries only an organization
 subscribers read the figures themselves, so a lost notice delays a tick, never falsifies one.
 
 Redis down: publishing falls back to this worker's subscriptions (logged, counted as
-``creditlens_redis_errors_total{operation="publish"}``); the relay reconnects every
-``RETRY_SECONDS``.
+``creditlens_redis_errors_total{operation="publish"}``) and does not try Redis again for
+``RETRY_SECONDS``, so a stream of ingests (``creditlens ingest FILE`` publishes after each
+batch) pays one failed call per outage window, not one per batch; the relay reconnects
+every ``RETRY_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -45,6 +48,7 @@ class LiveUsageHub:
         self.metrics = metrics
         self._listeners: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._relay: asyncio.Task[None] | None = None
+        self._redis_down_until = 0.0  # time.monotonic(): skip Redis until then
 
     @asynccontextmanager
     async def changes(self, organization_id: int) -> AsyncIterator[AsyncIterator[None]]:
@@ -89,11 +93,12 @@ class LiveUsageHub:
         ids = sorted(set(organization_ids))
         if not ids:
             return
-        if self.redis is not None:
+        if self.redis is not None and time.monotonic() >= self._redis_down_until:
             try:
                 await self.redis.publish(CHANNEL, ",".join(map(str, ids)))
                 return
             except (RedisError, OSError) as error:
+                self._redis_down_until = time.monotonic() + RETRY_SECONDS
                 self.metrics.redis_error("publish")
                 log.warning("redis unavailable for live usage (%s)", type(error).__name__)
         self.notify(ids)

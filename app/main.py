@@ -28,6 +28,7 @@ from app.rate_limit import Limiter
 from app.redis_client import redis_client
 from app.settings import Settings
 from app.shared_rate_limit import Outage, make_limiter
+from app.subscription_slots import SubscriptionSlots
 from app.subscriptions import SubscriptionsEndpoint
 from app.webhooks.dispatcher import dispatching
 from db.engine import create_engine
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     redis = redis_client(settings)
     outage = Outage()
     live = LiveUsageHub(engine, redis=redis, metrics=metrics)
+    slots = SubscriptionSlots(settings.ws_max_subscriptions_per_token, redis=redis, metrics=metrics)
 
     def limiter(name: str, per_minute: int) -> Limiter:
         return make_limiter(name, per_minute, clock, redis=redis, metrics=metrics, outage=outage)
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         async with dispatching(engine, settings, clock=clock):
             yield
         await live.close()
+        await slots.close()
         await engine.dispose()
         if redis is not None:
             await redis.aclose()
@@ -104,7 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         live=live,
     )
     subscriptions = SubscriptionsEndpoint(
-        schema, settings, engine, clock, authenticator=authenticator, live=live
+        schema, settings, engine, clock, authenticator=authenticator, live=live, slots=slots
     )
     routes = [
         # Every method reaches the handler, which answers 405 in the GraphQL shape.

@@ -146,4 +146,6 @@ class Settings(BaseSettings):
     ws_idle_timeout_seconds: float = Field(
         default=60, gt=0, description="Close a connection without subscriptions after this."
     )
-    ws_max_subscriptions_per_token: int = Field(default=10, ge=1, description="Per worker.")
+    ws_max_subscriptions_per_token: int = Field(
+        default=10, ge=1, description="Across all workers with Redis; per worker without."
+    )

@@ -9,7 +9,8 @@ authentication, limits and close codes are ours:
   a second init with 4429, too many failed authentications from the address with 4429;
 - ``subscribe`` before the ``connection_ack``: 4401; a repeated id: 4409; an unreadable or
   unknown message: 4400; past ``ws_max_subscriptions_per_token`` live subscriptions of one
-  token in this worker, that operation gets an ``error`` with ``RATE_LIMITED``;
+  token (across all workers with Redis, else in this worker: app/subscription_slots.py),
+  that operation gets an ``error`` with ``RATE_LIMITED``;
 - a connection without any subscription for ``ws_idle_timeout_seconds`` is closed (1000);
 - ``ping`` gets ``pong``; ``complete`` from the client stops that operation.
 
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-from collections import Counter
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -36,6 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.auth import Authenticator, AuthRefused
 from app.live_usage import LiveUsageHub
 from app.settings import Settings
+from app.subscription_slots import Slot, SubscriptionSlots
 from db.session import RequestDatabase
 from domain.clock import Clock
 from domain.errors import RateLimited
@@ -68,6 +70,7 @@ class SubscriptionsEndpoint:
         *,
         authenticator: Authenticator,
         live: LiveUsageHub,
+        slots: SubscriptionSlots,
     ) -> None:
         self.schema = schema
         self.settings = settings
@@ -78,7 +81,7 @@ class SubscriptionsEndpoint:
         self.limits = Limits(
             max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
         )
-        self._per_token: Counter[int] = Counter()
+        self.slots = slots
 
     async def handle(self, websocket: WebSocket) -> None:
         """One WebSocket connection, from accept to close."""
@@ -198,8 +201,9 @@ class SubscriptionsEndpoint:
             raise Closed(4400, "subscribe needs an id and a payload")
         if operation_id in operations and not operations[operation_id].done():
             raise Closed(4409, f"Subscriber for {operation_id[:60]} already exists")
-        limit = self.settings.ws_max_subscriptions_per_token
-        if self._per_token[context.token_id] >= limit:
+        slot = await self.slots.acquire(context.token_id)
+        if slot is None:
+            limit = self.settings.ws_max_subscriptions_per_token
             error = RateLimited(
                 f"At most {limit} live subscriptions per token "
                 f"(setting ws_max_subscriptions_per_token)."
@@ -212,18 +216,15 @@ class SubscriptionsEndpoint:
                 }
             )
             return
-        self._per_token[context.token_id] += 1
         task = asyncio.get_running_loop().create_task(
             self._run(websocket, context, operation_id, payload)
         )
         # A callback, not a ``finally``: a task cancelled before it started runs no code.
-        task.add_done_callback(lambda _: self._release(context.token_id))
+        task.add_done_callback(functools.partial(self._release, slot))
         operations[operation_id] = task
 
-    def _release(self, token_id: int) -> None:
-        self._per_token[token_id] -= 1
-        if self._per_token[token_id] <= 0:
-            del self._per_token[token_id]
+    def _release(self, slot: Slot, _: asyncio.Task[None]) -> None:
+        self.slots.release(slot)
 
     async def _run(
         self, websocket: WebSocket, context: Context, operation_id: str, payload: dict[str, Any]

@@ -12,47 +12,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reads import OUT, ROOT
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+from reads import OUT  # noqa: E402
 
-PORT = 8112
+from tests.live_server import live_server  # noqa: E402
+
+PORT = 18502
 REDIS_URL = "redis://127.0.0.1:6379/14"
-SERVE = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
 QUERY = "subscription { usageUpdates { todayCalls } }"
-
-
-def serve(database_url: str, workers: int, redis: bool) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CREDITLENS_DATABASE_URL": database_url, "CREDITLENS_LOG_LEVEL": "WARNING"}
-    if redis:
-        env["CREDITLENS_REDIS_URL"] = REDIS_URL
-    with (OUT / "ticks-server.log").open("ab") as out:
-        process = subprocess.Popen(
-            [*SERVE, "--port", str(PORT), "--workers", str(workers)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    for _ in range(300):
-        with suppress(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1).read()
-            return process
-        time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError("server did not start")
 
 
 async def ingest_token(database_url: str) -> str:
@@ -119,12 +97,15 @@ def main() -> None:
     print("| server | samples | p50 ms | max ms |")
     print("|---|---|---|---|")
     for workers, redis in ((1, False), (2, True)):
-        process = serve(dataset["url"], workers, redis)
-        try:
+        with live_server(
+            dataset["url"],
+            OUT / "ticks-server.log",
+            port=PORT,
+            serve_args=("--workers", str(workers)),
+            environment={"CREDITLENS_REDIS_URL": REDIS_URL} if redis else {},
+            log_level="WARNING",
+        ):
             delays = asyncio.run(measure(dataset, token, args.samples))
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
         label = f"{workers} worker(s), {'Redis' if redis else 'in process'}"
         print(
             f"| {label} | {len(delays)} | {statistics.median(delays):.1f} | {max(delays):.1f} |",

@@ -89,11 +89,16 @@ async def _empty_tables(url: str) -> None:
     try:
         async with engine.begin() as conn:
             names = [table.name for table in reversed(metadata.sorted_tables)]
+            # DELETE, not TRUNCATE, on PostgreSQL too: TRUNCATE replaces every table's and
+            # index's files, about 200 ms a test on this machine (the PostgreSQL leg's whole
+            # extra time), while a test leaves a few rows. Children first (the order above).
+            for name in names:
+                await conn.execute(text(f"DELETE FROM {name}"))
             if conn.dialect.name == "postgresql":
-                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-            else:
-                for name in names:
-                    await conn.execute(text(f"DELETE FROM {name}"))
+                # What TRUNCATE ... RESTART IDENTITY did: ids start again at 1, as on SQLite.
+                await conn.execute(
+                    text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'")
+                )
     finally:
         await engine.dispose()
 

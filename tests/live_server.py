@@ -1,5 +1,6 @@
-"""A real ``creditlens serve`` process on a free loopback port, for tests that need real
-sockets (slow clients, disconnects). Its log goes to a file the test can read."""
+"""A real ``creditlens serve`` process on a loopback port, for tests that need real sockets
+(slow clients, disconnects, workers, kill -9) and for the benchmarks that start servers
+(bench/workers.py, bench/ticks.py). Its log goes to a file the test can read."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -23,7 +25,12 @@ class LiveServer:
     host: str
     port: int
     log: Path
-    pid: int = 0  # of the `creditlens serve` process (the supervisor, with --workers)
+    # `creditlens serve` (the supervisor, with --workers): tests may signal or kill -9 it.
+    process: subprocess.Popen[bytes] = field(compare=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     @property
     def url(self) -> str:
@@ -42,20 +49,40 @@ def free_port() -> int:
 @contextmanager
 def live_server(
     database_url: str,
-    log: Path,
+    log: Path | None = None,
     *,
     serve_args: tuple[str, ...] = (),
     environment: dict[str, str] | None = None,
+    port: int | None = None,
     **settings: object,
 ) -> Iterator[LiveServer]:
-    """``creditlens serve`` with ``CREDITLENS_<NAME>`` for each keyword; killed on exit."""
-    port = free_port()
+    """``creditlens serve`` with ``CREDITLENS_<NAME>`` for each keyword, on ``port`` (default:
+    a free one), its log in ``log`` (default: a temporary file); stopped on exit (SIGTERM, then
+    SIGKILL after 10 s), unless the test already ended it."""
+    with ExitStack() as cleanup:
+        if log is None:
+            log = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) / "server.log"
+        yield cleanup.enter_context(
+            _started(database_url, log, serve_args, environment or {}, port, settings)
+        )
+
+
+@contextmanager
+def _started(
+    database_url: str,
+    log: Path,
+    serve_args: tuple[str, ...],
+    environment: dict[str, str],
+    port: int | None,
+    settings: dict[str, object],
+) -> Iterator[LiveServer]:
+    port = port or free_port()
     env = {
         **os.environ,
         "CREDITLENS_DATABASE_URL": database_url,
         "CREDITLENS_LOG_JSON": "true",
         **{f"CREDITLENS_{name.upper()}": str(value) for name, value in settings.items()},
-        **(environment or {}),
+        **environment,
     }
     command = [sys.executable, "-c", "from app.cli import main; main()"]
     with log.open("wb") as stderr:
@@ -66,7 +93,7 @@ def live_server(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    server = LiveServer("127.0.0.1", port, log, process.pid)
+    server = LiveServer("127.0.0.1", port, log, process)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -77,10 +104,11 @@ def live_server(
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+            time.sleep(0.02)
         yield server
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from app.webhooks.secret_box import SecretBox
 from db.tables import webhook_deliveries
 from tests.alerts_receiver import CREATE_ALERT, Receiver
 from tests.factories import event, make_ingest_token, make_tenant
+from tests.live_server import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDITLENS = Path(sys.executable).parent / "creditlens"
@@ -44,49 +44,13 @@ def settings(clean_database):
     return Settings(database_url=clean_database, webhook_dispatcher=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serve(database_url: str, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``creditlens serve`` on a free port of 127.0.0.1, with CREDITLENS_* ``settings``."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CREDITLENS_DATABASE_URL": database_url,
-        "CREDITLENS_LOG_LEVEL": "WARNING",
-        "CREDITLENS_WEBHOOK_ALLOW_INSECURE": "true",
-        **{f"CREDITLENS_{name.upper()}": value for name, value in settings.items()},
-    }
-    process = subprocess.Popen(
-        [str(CREDITLENS), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
+    with live_server(
+        database_url, log_level="WARNING", webhook_allow_insecure="true", **settings
+    ) as running:
+        yield running.process, running.url
 
 
 def kill_9(process: subprocess.Popen[bytes]) -> None:

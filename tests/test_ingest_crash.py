@@ -14,10 +14,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,52 +27,18 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.factories import event, make_ingest_token, make_tenant
+from tests.live_server import live_server
 from tests.stored_totals import totals
 
 BATCH = 10_000
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A uvicorn process serving the app on a free port of 127.0.0.1."""
-    port = _free_port()
-    env = {**os.environ, "CREDITLENS_DATABASE_URL": database_url, "CREDITLENS_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "app.asgi:app"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
+    """``creditlens serve`` on a free port of 127.0.0.1 (tests/live_server.py)."""
+    with live_server(database_url, log_level="WARNING") as running:
+        yield running.process, running.url
 
 
 def _sqlite_writer_active(database_url: str) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -14,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.factories import event, make_ingest_token, make_tenant
-from tests.live_server import live_server
+from tests.live_server import ROOT, live_server
 
 SUBSCRIBE = "subscription($key: ID) { usageUpdates(keyId: $key) { at cycleConsumed todayCalls todayCredits lastEventAt } }"  # noqa: E501
 WAIT = 10  # seconds: generous bound for anything the server pushes
@@ -31,8 +33,9 @@ def server(database_url, tmp_path_factory):
         database_url,
         tmp_path_factory.mktemp("ws") / "server.log",
         # No Redis: one worker fans out in process (tests/test_workers.py: through Redis).
-        ws_init_timeout_seconds=2,
-        ws_idle_timeout_seconds=3,
+        # Short, so the tests that wait for these closes take about a second each.
+        ws_init_timeout_seconds=1,
+        ws_idle_timeout_seconds=1.5,
         ws_max_subscriptions_per_token=2,
     ) as running:
         yield running
@@ -89,9 +92,10 @@ async def test_an_admin_gets_a_tick_now_and_after_each_ingest(server, engine):
         assert first["type"] == "next", first
         assert first["payload"]["data"]["usageUpdates"]["todayCalls"] == 0
         await ingest(server, ingest_token, [event(other.slug, _now(), credits=9)])
-        # Another organization's ingest: no tick.
+        # Another organization's ingest: no tick (a wrong one would come within the 1 s
+        # between ticks plus the ~20 ms a tick takes, bench/ticks.py).
         with pytest.raises(TimeoutError):
-            await receive(socket, wait=2.5)
+            await receive(socket, wait=1.5)
         await ingest(server, ingest_token, [event(tenant.slug, _now(), credits=7)] * 1)
         tick = (await receive(socket))["payload"]["data"]["usageUpdates"]
         assert tick["todayCalls"] == 1
@@ -208,3 +212,46 @@ async def test_a_connection_without_subscription_is_closed_when_idle(server, eng
 async def test_another_subprotocol_is_refused_with_4406(server):
     socket = await connect(ws_url(server), subprotocols=["graphql-ws"])
     assert await close_code(socket) == 4406
+
+
+async def test_a_file_ingested_by_the_cli_ticks_a_subscription_through_redis(
+    database_url, redis_url, engine, tmp_path
+):
+    """`creditlens ingest FILE` is another process: its batches reach the server's
+    subscribers through Redis, and the per-token limit is counted there too."""
+    tenant = await make_tenant(engine, now=_now())
+    path = tmp_path / "events.ndjson"
+    events = [event(tenant.slug, _now(), credits=2) for _ in range(3)]
+    path.write_text("".join(json.dumps(item) + "\n" for item in events))
+    with live_server(
+        database_url,
+        tmp_path / "server.log",
+        redis_url=redis_url,
+        ws_max_subscriptions_per_token=1,
+    ) as server:
+        socket = await open_socket(server, tenant.token)
+        second = await open_socket(server, tenant.token)
+        try:
+            assert (await receive(socket))["type"] == "connection_ack"
+            await subscribe(socket)
+            assert (await receive(socket))["payload"]["data"]["usageUpdates"]["todayCalls"] == 0
+            assert (await receive(second))["type"] == "connection_ack"
+            await subscribe(second)
+            answer = await receive(second)
+            assert answer["payload"][0]["extensions"]["code"] == "RATE_LIMITED", answer
+            cli = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-c", "from app.cli import main; main()"),
+                *("ingest", str(path), "--quiet"),
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "CREDITLENS_DATABASE_URL": database_url,
+                    "CREDITLENS_REDIS_URL": redis_url,
+                },
+            )
+            assert await asyncio.wait_for(cli.wait(), 60) == 0
+            tick = (await receive(socket))["payload"]["data"]["usageUpdates"]
+            assert (tick["todayCalls"], tick["todayCredits"]) == (3, 6)
+        finally:
+            await socket.close()
+            await second.close()
