@@ -425,5 +425,130 @@ def ingest_file(
     )
 
 
+# The export's parameters as this command spells them.
+EXPORT_FLAGS = {
+    "preset": "--preset",
+    "start": "--start",
+    "end": "--end",
+    "timezone": "--timezone",
+    "keyId": "--key-id",
+    "outcomes": "--outcomes",
+    "groupBy": "--group-by",
+    "granularity": "--granularity",
+}
+
+
+@cli.command("export")
+def export_csv(
+    org: str = typer.Option(..., help="Organization id or slug."),
+    preset: str | None = typer.Option(None, help="A time range preset, e.g. LAST_30_DAYS."),
+    start: str | None = typer.Option(None, help="Range start (RFC 3339), with --end."),
+    end: str | None = typer.Option(None, help="Range end, excluded (RFC 3339)."),
+    timezone: str | None = typer.Option(None, help="IANA zone; default: the organization's."),
+    key_id: str | None = typer.Option(None, "--key-id", help="Only this API key."),
+    outcomes: str | None = typer.Option(None, help="Only these outcomes, e.g. NO_RESULT."),
+    group_by: str | None = typer.Option(
+        None, "--group-by", help="endpoint (default), source, user or apiKey."
+    ),
+    granularity: str | None = typer.Option(None, help="HOUR, DAY, WEEK or MONTH buckets."),
+    output: str = typer.Option("-", "--output", "-o", help="File to write; - for stdout."),
+) -> None:
+    """Export usage as CSV, as GET /v1/exports/usage.csv does (docs/export.md).
+
+    Run by an operator with access to the database, for any organization: no token and no
+    plan check. A file is written beside its name and renamed when complete, so an
+    interrupted export never leaves a short file that looks whole.
+    """
+    from app.export_csv import parameter_of, parse_options, prepare
+    from db.session import RequestDatabase
+    from domain.errors import CreditLensError
+    from domain.records import UserRecord
+    from resolvers.context import Context, Limits
+
+    given = {
+        "preset": preset,
+        "start": start,
+        "end": end,
+        "timezone": timezone,
+        "keyId": key_id,
+        "outcomes": outcomes,
+        "groupBy": group_by,
+        "granularity": granularity,
+    }
+
+    def refused(error: CreditLensError) -> typer.Exit:
+        field = parameter_of(error.field)
+        flag = EXPORT_FLAGS.get(field or "", "")
+        return _fail(f"{flag}: {error.message}" if flag else error.message)
+
+    try:
+        options = parse_options({name: [value] for name, value in given.items() if value})
+    except CreditLensError as error:
+        raise refused(error) from error
+    target = None if output == "-" else Path(output)
+    partial = None if target is None else target.with_name(target.name + ".part")
+
+    async def work(engine: AsyncEngine, settings: Settings) -> int | None:
+        async with engine.connect() as conn:
+            organization = await find_organization(conn, ref=org)
+        if organization is None:
+            return None
+        now = system_clock()
+        operator = UserRecord(
+            id=0,
+            organization_id=organization.id,
+            external_id="creditlens-cli",
+            name="creditlens export",
+            email=None,
+            role=Role.ADMIN,
+            created_at=now,
+        )
+        db = RequestDatabase(engine)
+        context = Context(
+            db=db,
+            clock=system_clock,
+            viewer=operator,
+            organization=organization,
+            limits=Limits(
+                max_page_size=settings.max_page_size,
+                max_series_points=settings.max_series_points,
+            ),
+        )
+        written = 0
+        try:
+            export = await prepare(context, options)
+            sink = sys.stdout.buffer if partial is None else partial.open("wb")
+            try:
+                async for piece in export.chunks():
+                    sink.write(piece)
+                    written += len(piece)
+            finally:
+                if sink is sys.stdout.buffer:
+                    sink.flush()
+                else:
+                    sink.close()
+        finally:
+            await db.close()
+        return written
+
+    try:
+        try:
+            written = _run(work)
+        except BaseException:
+            if partial is not None:  # no short file that looks whole
+                partial.unlink(missing_ok=True)
+            raise
+    except CreditLensError as error:
+        raise refused(error) from error
+    except OSError as error:
+        raise _fail(f"cannot write {output}: {error.strerror}") from error
+    if partial is not None and target is not None and written is not None:
+        partial.replace(target)
+    if written is None:
+        raise _fail(f"no organization {org!r}")
+    if target is not None:
+        typer.echo(f"wrote {written:,} bytes to {target}", err=True)
+
+
 def main() -> None:
     cli()

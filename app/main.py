@@ -16,6 +16,7 @@ from app.auth import Authenticator
 from app.availability import DatabaseFile
 from app.cors import cors_middleware
 from app.dashboard import dashboard
+from app.export_route import ExportRoute
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.live_usage import LiveUsageHub
@@ -106,6 +107,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         database_file=database_file,
         live=live,
     )
+    export = ExportRoute(
+        settings,
+        engine,
+        clock,
+        limiter=limiter("export", settings.rate_limit_per_minute),
+        authenticator=authenticator,
+        database_file=database_file,
+    )
     subscriptions = SubscriptionsEndpoint(
         schema, settings, engine, clock, authenticator=authenticator, live=live, slots=slots
     )
@@ -114,6 +123,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route("/graphql", graphql.handle, methods=list(GRAPHQL_METHODS)),
         WebSocketRoute("/graphql", subscriptions.handle),  # graphql-transport-ws
         Route("/v1/events", ingest.handle, methods=["POST"]),
+        Route("/v1/exports/usage.csv", export.handle, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(engine, database_file), methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token), methods=["GET"]),

@@ -11,12 +11,16 @@ from strawberry.dataloader import DataLoader
 from db.queries.reports import breakdown_per_key, totals
 from db.session import RequestDatabase
 from domain.dimensions import Dimension
+from domain.outcomes import CallOutcome
 from domain.records import Share, Tally
 
-# (organization id, API key id, start, end)
-KeyRangeKey = tuple[int, int, datetime, datetime]
-# (organization id, API key id or None for all keys, start, end)
-TotalsKey = tuple[int, int | None, datetime, datetime]
+# The outcomes a report keeps (None: all), part of every key: a filtered report never
+# shares a read with an unfiltered one.
+Outcomes = frozenset[CallOutcome] | None
+# (organization id, API key id, start, end, outcomes)
+KeyRangeKey = tuple[int, int, datetime, datetime, Outcomes]
+# (organization id, API key id or None for all keys, start, end, outcomes)
+TotalsKey = tuple[int, int | None, datetime, datetime, Outcomes]
 
 
 class Loaders:
@@ -34,7 +38,7 @@ class Loaders:
     async def _totals(self, keys: Sequence[TotalsKey]) -> list[Tally]:
         found: list[Tally] = []
         async with self._db.connection() as conn:
-            for organization_id, key_id, start, end in keys:
+            for organization_id, key_id, start, end, outcomes in keys:
                 found.append(
                     await totals(
                         conn,
@@ -42,18 +46,19 @@ class Loaders:
                         start=start,
                         end=end,
                         api_key_ids=None if key_id is None else [key_id],
+                        outcomes=outcomes,
                     )
                 )
         return found
 
     async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
-        # Keys on one page share a range: group by it, one query per distinct range.
-        groups: dict[tuple[int, datetime, datetime], list[int]] = defaultdict(list)
-        for organization_id, key_id, start, end in keys:
-            groups[(organization_id, start, end)].append(key_id)
+        # Keys on one page share a range and filter: group by them, one query for each.
+        groups: dict[tuple[int, datetime, datetime, Outcomes], list[int]] = defaultdict(list)
+        for organization_id, key_id, start, end, outcomes in keys:
+            groups[(organization_id, start, end, outcomes)].append(key_id)
         found: dict[KeyRangeKey, list[Share]] = {}
         async with self._db.connection() as conn:
-            for (organization_id, start, end), key_ids in groups.items():
+            for (organization_id, start, end, outcomes), key_ids in groups.items():
                 per_key = await breakdown_per_key(
                     conn,
                     organization_id=organization_id,
@@ -61,7 +66,8 @@ class Loaders:
                     start=start,
                     end=end,
                     api_key_ids=key_ids,
+                    outcomes=outcomes,
                 )
                 for key_id, shares in per_key.items():
-                    found[(organization_id, key_id, start, end)] = shares
+                    found[(organization_id, key_id, start, end, outcomes)] = shares
         return [found.get(key, []) for key in keys]

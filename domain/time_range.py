@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from domain.errors import InvalidInput
@@ -15,6 +16,17 @@ MAX_RANGE = timedelta(days=3660)
 # Python's calendar (like the rollups' epoch seconds) runs from year 1 to year 9999.
 FIRST_DAY = date.min.isoformat()
 LAST_DAY = date.max.isoformat()
+
+
+class ComparisonAlignment(Enum):
+    """What part of the previous period a report is compared with."""
+
+    FULL_PERIOD = "FULL_PERIOD"  # the whole previous period
+    TO_DATE = "TO_DATE"  # of a running period: as much of the previous one as has elapsed
+
+
+# The presets whose period contains "now": only these have a "to date" to align on.
+RUNNING = frozenset({Preset.TODAY, Preset.THIS_WEEK, Preset.THIS_MONTH, Preset.THIS_BILLING_CYCLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +48,20 @@ class ResolvedRange:
     timezone: str
     preset: Preset | None
     is_cycle: bool = False  # a billing cycle: its previous period is the previous cycle
+    # The instant a running preset (``RUNNING``) was resolved at; None for any other range.
+    now: datetime | None = None
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def previous(self, organization: OrganizationRecord) -> ResolvedRange:
-        """The period of the same calendar length just before this one, ending at ``start``.
+    def previous(
+        self,
+        organization: OrganizationRecord,
+        alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD,
+    ) -> ResolvedRange:
+        """The period of the same calendar length just before this one, ending at ``start``;
+        with ``TO_DATE`` on a running period, only its first part (``_to_date_end``).
 
         A billing cycle's previous period is the previous cycle; whole calendar months
         move by months (THIS_MONTH gives last month, whatever its length); any other
@@ -60,7 +79,29 @@ class ResolvedRange:
                 "(in UTC or in the range's time zone), the first day of the calendar.",
                 field="timeRange.start",
             ) from error
+        if alignment is ComparisonAlignment.TO_DATE and self.now is not None:
+            return ResolvedRange(
+                low, self._to_date_end(low), self.timezone, None, is_cycle=self.is_cycle
+            )
         return ResolvedRange(low, self.start, self.timezone, None, is_cycle=self.is_cycle)
+
+    def _to_date_end(self, low: datetime) -> datetime:
+        """Where the previous period, starting at ``low``, has run as long as this one has
+        at ``now``, in elapsed local wall time: Monday 09:00 of this week compares with
+        Monday 09:00 of last week whether or not a DST change lies between them, and a
+        Sunday noon after the spring change (11 real hours into the day) with the previous
+        Sunday noon (12 hours). A wall time in a gap maps to the gap's end, a repeated one to
+        its first occurrence (``local_start``). The previous period is never exceeded: on
+        30 March, 29 days into the month, all of February is compared.
+        """
+        assert self.now is not None
+        tz = self.zone
+        elapsed = _wall(self.now, tz) - _wall(self.start, tz)
+        try:
+            high = local_start(_wall(low, tz) + elapsed, tz)
+        except OverflowError:  # past the calendar's end: the whole previous period
+            return self.start
+        return max(low, min(high, self.start))
 
     def _previous_start(self, organization: OrganizationRecord) -> datetime:
         tz = self.zone
@@ -167,7 +208,14 @@ def resolve_range(
                 "Give either a preset or start and end, not both.", field="timeRange"
             )
         low, high = _preset_range(preset, tz, now, organization)
-        return ResolvedRange(low, high, name, preset, is_cycle=preset is Preset.THIS_BILLING_CYCLE)
+        return ResolvedRange(
+            low,
+            high,
+            name,
+            preset,
+            is_cycle=preset is Preset.THIS_BILLING_CYCLE,
+            now=now if preset in RUNNING else None,
+        )
     if start is None or end is None:
         raise InvalidInput(
             "Give a preset, or both start and end (a half-open range [start, end)).",

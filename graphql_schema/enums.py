@@ -13,6 +13,7 @@ from domain.periods import Granularity as _Granularity
 from domain.plans import Plan as _Plan
 from domain.presets import Preset
 from domain.roles import Role as _Role
+from domain.time_range import ComparisonAlignment as _ComparisonAlignment
 
 E = TypeVar("E", bound=type[Enum])
 
@@ -81,3 +82,20 @@ _describe_values(
     },
 )
 CallOutcome = _CallOutcome
+
+_describe_values(
+    strawberry.enum(
+        _ComparisonAlignment,
+        description="What part of the previous period a report is compared with.",
+    ),
+    {
+        "FULL_PERIOD": "The whole previous period.",
+        "TO_DATE": (
+            "On a running period (TODAY, THIS_WEEK, THIS_MONTH, THIS_BILLING_CYCLE): the "
+            "previous period up to the same elapsed local wall time, e.g. Monday 09:00 of "
+            "last week for Monday 09:00 of this week, and never past its end. On any other "
+            "range the same as FULL_PERIOD."
+        ),
+    },
+)
+ComparisonAlignment = _ComparisonAlignment

@@ -18,4 +18,5 @@ async def by_outcome(context: Context, report: ReportScope) -> list[Share]:
             start=report.range.start,
             end=report.range.end,
             api_key_ids=report.key_filter,
+            outcomes=report.outcomes,
         )

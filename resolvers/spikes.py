@@ -116,6 +116,7 @@ async def analyse(context: Context, report: ReportScope, granularity: Granularit
                 organization_id=report.organization.id,
                 edges=edges,
                 api_key_ids=report.key_filter,
+                outcomes=report.outcomes,
             )
         points = [
             _point(low, figures.credits, granularity, report)
@@ -150,6 +151,7 @@ async def _per_value(
             edges=analysis.edges[run.start : run.stop + 1],
             api_key_ids=report.key_filter,
             by_key=dimension is UsageDimension.API_KEY,
+            outcomes=report.outcomes,
         )
     found: dict[str | int, dict[int, int]] = {}
     for (key, index, value), figures in sums.items():

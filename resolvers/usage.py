@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
@@ -16,6 +16,7 @@ from domain import breakdowns
 from domain.breakdowns import Limited
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput, NotFound
+from domain.outcomes import CallOutcome
 from domain.periods import (
     Granularity,
     count_periods,
@@ -24,24 +25,28 @@ from domain.periods import (
     period_edges,
 )
 from domain.records import ApiKeyRecord, OrganizationRecord, Share, Tally, UserRecord
-from domain.time_range import ResolvedRange, TimeRangeArgs, resolve_range
+from domain.time_range import ComparisonAlignment, ResolvedRange, TimeRangeArgs, resolve_range
 from resolvers.context import Context
 
 
 @dataclass(frozen=True, slots=True)
 class ReportScope:
-    """What a report covers: an organization, a range, and optionally one API key."""
+    """What a report covers: an organization, a range, optionally one API key, and
+    optionally only some call outcomes (None: all of them)."""
 
     organization: OrganizationRecord
     range: ResolvedRange
     api_key_id: int | None
+    outcomes: frozenset[CallOutcome] | None = None
 
     @property
     def key_filter(self) -> list[int] | None:
         return None if self.api_key_id is None else [self.api_key_id]
 
-    def previous(self) -> ReportScope:
-        return replace(self, range=self.range.previous(self.organization))
+    def previous(
+        self, alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD
+    ) -> ReportScope:
+        return replace(self, range=self.range.previous(self.organization, alignment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ async def scope(
     *,
     key_id: str | None = None,
     api_key_id: int | None = None,
+    outcomes: Collection[CallOutcome] | None = None,
 ) -> ReportScope:
     # Resolved once per request and argument: the 50 keys of a page share one range (and
     # one "now"), and resolving a preset per key was 6% of such a request (bench P4).
@@ -89,13 +95,34 @@ async def scope(
         context.resolved_ranges[memo_key] = resolved
     if key_id is not None:
         api_key_id = await resolve_key(context, key_id)
-    return ReportScope(organization, resolved, api_key_id)
+    return ReportScope(organization, resolved, api_key_id, _outcome_filter(outcomes))
+
+
+def _outcome_filter(outcomes: Collection[CallOutcome] | None) -> frozenset[CallOutcome] | None:
+    """The outcomes a report keeps; None (all) also for a list naming every outcome, so
+    such a report reads the same rows as one without the argument. An empty list would
+    keep nothing, which no one means: it is refused."""
+    if outcomes is None:
+        return None
+    kept = frozenset(outcomes)
+    if not kept:
+        raise InvalidInput(
+            "outcomes is empty: name at least one outcome, or leave it out for all.",
+            field="outcomes",
+        )
+    return None if kept == frozenset(CallOutcome) else kept
 
 
 async def totals(context: Context, report: ReportScope) -> Tally:
     """Calls and credits of the report, read once per request however often asked."""
     return await context.loaders.totals.load(
-        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+        (
+            report.organization.id,
+            report.api_key_id,
+            report.range.start,
+            report.range.end,
+            report.outcomes,
+        )
     )
 
 
@@ -123,6 +150,7 @@ async def _shares(context: Context, report: ReportScope, dimension: Dimension) -
             start=report.range.start,
             end=report.range.end,
             api_key_ids=report.key_filter,
+            outcomes=report.outcomes,
         )
 
 
@@ -141,7 +169,13 @@ async def endpoint_usage_of_key(
     assert report.api_key_id is not None
     rows = row_limit(context, limit)
     shares = await context.loaders.endpoint_usage_by_key.load(
-        (report.organization.id, report.api_key_id, report.range.start, report.range.end)
+        (
+            report.organization.id,
+            report.api_key_id,
+            report.range.start,
+            report.range.end,
+            report.outcomes,
+        )
     )
     return breakdowns.top(shares, rows)
 
@@ -210,6 +244,7 @@ async def by_api_key(
             start=report.range.start,
             end=report.range.end,
             api_key_ids=report.key_filter,
+            outcomes=report.outcomes,
         )
         contenders = breakdowns.contenders(shares, rows)
         ids = [int(share.value) for share in contenders if share.value != NO_KEY]
@@ -242,6 +277,7 @@ async def series(context: Context, report: ReportScope, granularity: Granularity
                 organization_id=report.organization.id,
                 edges=edges,
                 api_key_ids=report.key_filter,
+                outcomes=report.outcomes,
             )
     except RawScanTooLarge as error:
         offset = off_grid_offset(edges, report.range.zone)

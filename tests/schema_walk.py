@@ -49,6 +49,8 @@ def argument_literal(field_name: str, name: str, arg) -> str | None:
         return RANGE
     if isinstance(named, GraphQLEnumType) and named.name == "Granularity":
         return "DAY"
+    if isinstance(named, GraphQLEnumType) and named.name == "CallOutcome":
+        return "[SUCCESS]"  # the filter, taken: every event the walk sends is a 200
     if named.name == "ID":
         return f'"{KEY_PLACEHOLDER}"'
     if name == "first":

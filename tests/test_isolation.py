@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from app.settings import Settings
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import add_user, event, graphql, make_ingest_token, make_tenant, post_events
 from tests.schema_walk import IDS, KEY_PLACEHOLDER, PATHS, field_of, query_for
 
 MARKER = "bravo"  # every name of organization B contains it; nothing of A does
@@ -113,6 +113,29 @@ async def test_aliases_and_fragments_do_not_cross_organizations(client, engine, 
     text = await ask(client, world.alpha, query, "key-alpha")
     assert codes(text) == set(), text
     assert MARKER not in text.lower()
+
+
+# A member is refused at the panel, whatever is asked below it: one path per field of
+# Query and Organization (the deepest selection below each) covers every refusal.
+MEMBER_PATHS = list({path[:2]: path for path in PATHS if len(path) <= 2}.values())
+
+
+@pytest.mark.parametrize("path", MEMBER_PATHS, ids=[p[-1].coordinate for p in MEMBER_PATHS])
+async def test_a_member_of_a_gets_null_panels_and_nothing_of_b(client, engine, clock, path):
+    world = await seed(client, engine, clock)
+    _, _, member = await add_user(engine, world.alpha, role="MEMBER", now=clock())
+    response = await graphql(
+        client, member, query_for(path).replace(KEY_PLACEHOLDER, "key-bravo-1")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert MARKER not in response.text.lower()
+    assert codes(response.text) <= {"FORBIDDEN"}
+    # A refused panel is null at its own path; the organization itself still answers.
+    for error in body.get("errors", []):
+        assert error["path"][:1] == ["organization"]
+        assert body["data"]["organization"] is not None
+        assert body["data"]["organization"][error["path"][1]] is None
 
 
 ID_PATHS = [path for path in PATHS if KEY_PLACEHOLDER in "".join(s.arguments for s in path)]

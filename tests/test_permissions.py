@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from graphql import is_non_null_type
 
 from app.settings import Settings
 from graphql_schema.permissions import IsAdmin, IsOnPaidPlan
 from tests.factories import add_user, graphql, make_tenant
-from tests.schema_walk import PATHS, SCHEMA, query_for
+from tests.schema_walk import PATHS, SCHEMA, field_of, query_for
 
 # What any member may read (DESIGN.md: the viewer, the organization's name and plan).
 OPEN = {
@@ -76,7 +77,9 @@ def test_the_protected_fields_include_every_usage_key_pool_and_alert_field():
     }
 
 
-def assert_denied(text, path, code):
+def assert_denied(text, path, code, *, name):
+    """The first protected field on the path is null with its one coded error; it is a
+    nullable panel, so the organization and its open fields still answer."""
     body = json.loads(text)
     index = first_protected(path)
     expected_path = [step.field_name for step in path[: index + 1]]
@@ -84,29 +87,50 @@ def assert_denied(text, path, code):
     assert error["extensions"]["code"] == code
     assert error["path"] == expected_path
     assert ("admin" if code == "FORBIDDEN" else "Upgrade") in error["message"]
-    # Nothing of the denied field is answered: it (or a non-null parent) is null.
-    value = body.get("data")
-    for name in expected_path:
-        if value is None:
-            break
-        value = value[name]
-    assert value is None
+    value = body["data"]
+    for field_name in expected_path[:-1]:
+        value = value[field_name]
+        assert value is not None
+    assert value == {"name": name, expected_path[-1]: None}
+
+
+def with_name(path) -> str:
+    """The generated query for ``path``, asking for the organization's (open) name too."""
+    query = query_for(path).replace("__KEY__", "k")
+    assert query.startswith("{ organization { ")
+    return query.replace("{ organization { ", "{ organization { name ", 1)
+
+
+def test_every_protected_field_is_a_nullable_panel():
+    for path in PROTECTED:
+        step = path[first_protected(path)]
+        assert not is_non_null_type(field_of(step).type), step.coordinate
 
 
 @pytest.mark.parametrize("path", PROTECTED, ids=[p[-1].coordinate for p in PROTECTED])
 async def test_a_member_is_forbidden(client, engine, clock, path):
     tenant = await make_tenant(engine, now=clock())
     _, _, member = await add_user(engine, tenant, role="MEMBER", now=clock())
-    response = await graphql(client, member, query_for(path).replace("__KEY__", "k"))
+    response = await graphql(client, member, with_name(path))
     assert response.status_code == 200
-    assert_denied(response.text, path, "FORBIDDEN")
+    assert_denied(response.text, path, "FORBIDDEN", name=tenant.slug.title())
 
 
 @pytest.mark.parametrize("path", PROTECTED, ids=[p[-1].coordinate for p in PROTECTED])
 async def test_a_free_plan_admin_needs_a_paid_plan(client, engine, clock, path):
     tenant = await make_tenant(engine, now=clock(), plan="FREE")
-    response = await graphql(client, tenant.token, query_for(path).replace("__KEY__", "k"))
-    assert_denied(response.text, path, "PLAN_REQUIRED")
+    response = await graphql(client, tenant.token, with_name(path))
+    assert_denied(response.text, path, "PLAN_REQUIRED", name=tenant.slug.title())
+
+
+async def test_a_member_reads_the_name_next_to_a_refused_panel(client, engine, clock):
+    tenant = await make_tenant(engine, now=clock(), role="MEMBER")
+    query = "{ organization { name creditPool { consumed } } }"
+    body = (await graphql(client, tenant.token, query)).json()
+    assert body["data"] == {"organization": {"name": tenant.slug.title(), "creditPool": None}}
+    [error] = body["errors"]
+    assert error["path"] == ["organization", "creditPool"]
+    assert error["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_a_free_plan_member_is_told_to_ask_an_admin_first(client, engine, clock):

@@ -9,8 +9,8 @@ from strawberry.types import Info
 
 from domain.records import ApiKeyRecord
 from graphql_schema.inputs.time_range import TimeRangeInput
-from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
-from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
+from graphql_schema.permissions import ADMIN_ON_PAID_PLAN, PANEL_NOTE
+from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, UsageReport
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
 
@@ -63,31 +63,40 @@ class ApiKey:
         description=(
             "Calls and credits per endpoint for this key: the first `limit` rows, then one "
             "`isOther` row summing the rest."
-        ),
+        )
+        + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def endpoint_usage(
-        self, info: Info[Context, None], time_range: TimeRangeInput, limit: RowLimit = None
-    ) -> list[EndpointUsage]:
+        self,
+        info: Info[Context, None],
+        time_range: TimeRangeInput,
+        outcomes: OutcomeFilter = None,
+        limit: RowLimit = None,
+    ) -> list[EndpointUsage] | None:
         report = await usage_resolvers.scope(
             info.context,
             info.context.organization,
             time_range.to_args(),
             api_key_id=self.record.id,
+            outcomes=outcomes,
         )
         limited = await usage_resolvers.endpoint_usage_of_key(info.context, report, limit=limit)
         return EndpointUsage.rows(limited)
 
     @strawberry.field(
-        description="The full usage report for this key.",
+        description="The full usage report for this key." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
-    async def usage(self, info: Info[Context, None], time_range: TimeRangeInput) -> UsageReport:
+    async def usage(
+        self, info: Info[Context, None], time_range: TimeRangeInput, outcomes: OutcomeFilter = None
+    ) -> UsageReport | None:
         report = await usage_resolvers.scope(
             info.context,
             info.context.organization,
             time_range.to_args(),
             api_key_id=self.record.id,
+            outcomes=outcomes,
         )
         return UsageReport(scope=report)
 

@@ -9,13 +9,13 @@ from strawberry.types import Info
 
 from domain.dimensions import Dimension
 from domain.records import OrganizationRecord
-from graphql_schema.enums import Plan
+from graphql_schema.enums import CallOutcome, Plan
 from graphql_schema.inputs.time_range import TimeRangeInput
-from graphql_schema.permissions import ADMIN_ON_PAID_PLAN
+from graphql_schema.permissions import ADMIN_ON_PAID_PLAN, PANEL_NOTE
 from graphql_schema.scalars import BigInt
 from graphql_schema.types.alert import Alert
 from graphql_schema.types.api_key import ApiKey, ApiKeyConnection, ApiKeyEdge, PageInfo
-from graphql_schema.types.usage import EndpointUsage, RowLimit, UsageReport
+from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, UsageReport
 from resolvers import alerts as alert_resolvers
 from resolvers import api_keys as api_key_resolvers
 from resolvers import credit_pool as pool_resolvers
@@ -70,10 +70,10 @@ class Organization:
         return self.record.timezone
 
     @strawberry.field(
-        description="Allowance, consumption and outlook of this billing cycle.",
+        description="Allowance, consumption and outlook of this billing cycle." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
-    async def credit_pool(self, info: Info[Context, None]) -> CreditPool:
+    async def credit_pool(self, info: Info[Context, None]) -> CreditPool | None:
         pool = await pool_resolvers.credit_pool(info.context, self.record)
         return CreditPool(
             cycle_start=pool.cycle_start,
@@ -86,7 +86,7 @@ class Organization:
         )
 
     @strawberry.field(
-        description="API keys, oldest first, in pages of at most 100.",
+        description="API keys, oldest first, in pages of at most 100." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def api_keys(
@@ -95,7 +95,7 @@ class Organization:
         first: int = 50,
         after: str | None = None,
         include_revoked: bool = False,
-    ) -> ApiKeyConnection:
+    ) -> ApiKeyConnection | None:
         keys, has_next, total = await api_key_resolvers.page(
             info.context, first=first, after=after, include_revoked=include_revoked
         )
@@ -112,7 +112,7 @@ class Organization:
         )
 
     @strawberry.field(
-        description="One API key by id; null if the organization has no such key.",
+        description="One API key by id; null if the organization has no such key." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def api_key(self, info: Info[Context, None], id: strawberry.ID) -> ApiKey | None:
@@ -124,7 +124,8 @@ class Organization:
             "The consumption table: calls, credits and share per endpoint, for all keys or "
             "the key `keyId`: the first `limit` rows, then one `isOther` row summing the "
             "rest. An empty range gives an empty list."
-        ),
+        )
+        + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def endpoint_usage(
@@ -132,16 +133,17 @@ class Organization:
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
+        outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
-    ) -> list[EndpointUsage]:
-        report = await self._scope(info, time_range, key_id)
+    ) -> list[EndpointUsage] | None:
+        report = await self._scope(info, time_range, key_id, outcomes)
         limited = await usage_resolvers.breakdown(
             info.context, report, Dimension.ENDPOINT, limit=limit
         )
         return EndpointUsage.rows(limited)
 
     @strawberry.field(
-        description="The full usage report, for all keys or the key `keyId`.",
+        description="The full usage report, for all keys or the key `keyId`." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def usage(
@@ -149,25 +151,32 @@ class Organization:
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
-    ) -> UsageReport:
-        return UsageReport(scope=await self._scope(info, time_range, key_id))
+        outcomes: OutcomeFilter = None,
+    ) -> UsageReport | None:
+        return UsageReport(scope=await self._scope(info, time_range, key_id, outcomes))
 
     @strawberry.field(
         description=(
             "Credit alerts, oldest first (at most 100): thresholds per organization or per "
             "key, delivered by signed webhooks."
-        ),
+        )
+        + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def alerts(self, info: Info[Context, None]) -> list[Alert] | None:
         return Alert.of(info.context, await alert_resolvers.list_alerts(info.context))
 
     async def _scope(
-        self, info: Info[Context, None], time_range: TimeRangeInput, key_id: strawberry.ID | None
+        self,
+        info: Info[Context, None],
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None,
+        outcomes: list[CallOutcome] | None,
     ) -> usage_resolvers.ReportScope:
         return await usage_resolvers.scope(
             info.context,
             self.record,
             time_range.to_args(),
             key_id=None if key_id is None else str(key_id),
+            outcomes=outcomes,
         )

@@ -11,7 +11,7 @@ from strawberry.types import Info
 from domain.breakdowns import Limited, Rest
 from domain.dimensions import Dimension
 from domain.records import Share
-from graphql_schema.enums import Granularity, TimeRangePreset
+from graphql_schema.enums import CallOutcome, ComparisonAlignment, Granularity, TimeRangePreset
 from graphql_schema.scalars import BigInt
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
@@ -33,6 +33,31 @@ RowLimit = Annotated[
             "At most this many rows, from 1 to the server's page size (max_page_size, 100 "
             "unless configured), which is also the default. The rows after them are summed "
             "into one last row with `isOther: true`."
+        )
+    ),
+]
+
+
+# The filter every report-creating field takes (Organization and ApiKey: usage,
+# endpointUsage); the report's scope carries it to every figure read from it.
+OutcomeFilter = Annotated[
+    list[CallOutcome] | None,
+    strawberry.argument(
+        description=(
+            "Only calls with these outcomes: every figure of the report (totals, each "
+            "breakdown, series, previous, change, spikes) counts only them. Leave it out "
+            "for all calls; an empty list is refused (BAD_USER_INPUT)."
+        )
+    ),
+]
+
+# Nullable, as shared/DESIGN.md spells it: an explicit null is the default, FULL_PERIOD.
+Alignment = Annotated[
+    ComparisonAlignment | None,
+    strawberry.argument(
+        description=(
+            "FULL_PERIOD (the default) compares with the whole previous period; TO_DATE, on "
+            "a running period, with the same elapsed local wall time of it."
         )
     ),
 ]
@@ -162,6 +187,10 @@ class UsageChange:
     credits_percent: float | None = strawberry.field(
         description="Change in credits, in percent; null when the previous period had none."
     )
+
+
+def _aligned(alignment: ComparisonAlignment | None) -> ComparisonAlignment:
+    return ComparisonAlignment.FULL_PERIOD if alignment is None else alignment
 
 
 def _change(now: int, before: int) -> float | None:
@@ -318,16 +347,23 @@ class UsageReport:
         description=(
             "The same report for the period of the same calendar length that ends where "
             "this one starts: last week for a week, last month for a month, the previous "
-            "billing cycle for a cycle, else the same wall-clock length in the zone."
+            "billing cycle for a cycle, else the same wall-clock length in the zone. With "
+            "`alignment: TO_DATE` on a running period (TODAY, THIS_WEEK, THIS_MONTH, "
+            "THIS_BILLING_CYCLE), only as much of it as has elapsed of this one, in local "
+            "wall time; on any other range TO_DATE is FULL_PERIOD."
         )
     )
-    def previous(self) -> UsageReport:
-        return UsageReport(scope=self.scope.previous())
+    def previous(self, alignment: Alignment = ComparisonAlignment.FULL_PERIOD) -> UsageReport:
+        return UsageReport(scope=self.scope.previous(_aligned(alignment)))
 
-    @strawberry.field(description="Change of calls and credits against `previous`.")
-    async def change(self, info: Info[Context, None]) -> UsageChange:
+    @strawberry.field(description="Change of calls and credits against `previous(alignment)`.")
+    async def change(
+        self, info: Info[Context, None], alignment: Alignment = ComparisonAlignment.FULL_PERIOD
+    ) -> UsageChange:
         now = await usage_resolvers.totals(info.context, self.scope)
-        before = await usage_resolvers.totals(info.context, self.scope.previous())
+        before = await usage_resolvers.totals(
+            info.context, self.scope.previous(_aligned(alignment))
+        )
         return UsageChange(
             calls_percent=_change(now.calls, before.calls),
             credits_percent=_change(now.credits, before.credits),
