@@ -338,6 +338,14 @@ def test_spikes_are_marked_on_the_chart_and_explained(open_page, served):
     for part in ("preset=LAST_30_DAYS", "timezone=Europe%2FBerlin", "groupBy=endpoint"):
         assert part in href
     assert "granularity=DAY" in href
+    # The button saves the export of this view, fetched with the token.
+    with page.expect_download() as started:
+        page.click("#download-csv")
+    saved = started.value
+    assert saved.suggested_filename.startswith("usage-acme-")
+    assert saved.suggested_filename.endswith("-by-endpoint-day.csv")
+    header = Path(saved.path()).read_text(encoding="utf-8").splitlines()[0]
+    assert header == "bucket_start,bucket_end,endpoint,calls,credits_consumed,percent_of_total"
     # Hourly: marks without drivers (their cost would multiply by every hour of the range).
     page.click("label[for=g-hour]")
     wait_for_report(page, "LAST_30_DAYS", "HOUR", "", "Europe/Berlin")
