@@ -112,7 +112,7 @@ def serve(
 
     import uvicorn
 
-    from app.http_protocol import NAME as HEADER_TIMEOUT_PROTOCOL
+    from app.http_protocol import protocol_name
     from app.workers import WorkersRefused, check_workers, prepare_metrics_directory
 
     settings = Settings()
@@ -147,22 +147,46 @@ def serve(
         _run(seed)
     metrics_directory = prepare_metrics_directory(settings, workers)
     try:
+        if workers > 1:
+            code = _supervise(settings, host, port, workers)
+            if code:
+                raise typer.Exit(code=code)
+            return
         uvicorn.run(
             "app.asgi:app",
             host=host,
             port=port,
-            workers=workers,
             log_level=settings.log_level.lower(),
             access_log=False,
-            # h11 with a deadline for request headers (slow clients, docs/hardening.md);
-            # each worker process builds it from this import string.
-            http=HEADER_TIMEOUT_PROTOCOL,
+            # httptools (h11 without it) with a deadline for request headers (slow clients,
+            # docs/hardening.md); the worker process builds it from this import string.
+            # The event loop is uvloop when installed ("auto"); both: bench/PROPOSALS.md R1.
+            http=protocol_name(),
+            loop="auto",
             # SIGTERM: stop accepting, answer what is in flight, then go (docs/deploy.md).
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
     finally:
         if metrics_directory is not None and not settings.metrics_multiprocess_dir:
             shutil.rmtree(metrics_directory, ignore_errors=True)
+
+
+def _supervise(settings: Settings, host: str, port: int, workers: int) -> int:
+    """``--workers N``: N uvicorn servers, one SO_REUSEPORT socket each (app/supervisor.py)."""
+    from app.logging import configure_logging
+    from app.supervisor import PortInUse, ServeOptions, Supervisor
+
+    configure_logging(settings)
+    options = ServeOptions(
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
+    )
+    try:
+        return Supervisor(options, workers).run()
+    except PortInUse as busy:
+        raise _fail(str(busy)) from busy
 
 
 @org_cli.command("create")

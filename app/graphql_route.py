@@ -88,6 +88,16 @@ class GraphQLRoute:
         self.schema = schema
         self.settings = settings
         self.engine = engine
+        # PostgreSQL reads in autocommit: each statement is its own snapshot, exactly as in
+        # a READ COMMITTED transaction, without the BEGIN and ROLLBACK round trips that
+        # doubled a report's statements (bench/PROPOSALS.md R4). Writes (the alert
+        # mutations, resolvers.alerts) switch back to a transaction. SQLite keeps its
+        # read transaction: there it gives a request one snapshot across its statements.
+        self.read_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self.clock = clock
         self.metrics = metrics
         self.limiter = limiter
@@ -132,7 +142,7 @@ class GraphQLRoute:
                 BadRequest("Use GET (queries) or POST."), status=405, headers=ALLOWED_METHODS
             )
         token, body = await self._receive(request)
-        db = RequestDatabase(self.engine)
+        db = RequestDatabase(self.read_engine)
         try:
             self.database_file.check()
             context = await self._authenticate(request, token, db)

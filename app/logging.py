@@ -71,7 +71,7 @@ def escape(text: str) -> str:
 
 def _value(value: object) -> str:
     text = escape(str(value))
-    if not text or any(char in text for char in ' "='):
+    if not text or " " in text or '"' in text or "=" in text:
         return f'"{text}"'
     return text
 

@@ -17,6 +17,7 @@ from app.availability import DatabaseFile
 from app.cors import cors_middleware
 from app.dashboard import dashboard
 from app.export_route import ExportRoute
+from app.folding import folding
 from app.graphql_route import GraphQLRoute
 from app.ingest_route import IngestRoute
 from app.live_usage import LiveUsageHub
@@ -78,8 +79,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # Remember which file this server opened; if it is not there yet, /readyz says so.
         with suppress(Unavailable):
             database_file.check()
-        # The webhook dispatcher runs in every worker (docs/alerts.md).
-        async with dispatching(engine, settings, clock=clock):
+        # The webhook dispatcher and the rollup folder run in every worker (docs/alerts.md,
+        # docs/rollups.md).
+        async with (
+            dispatching(engine, settings, clock=clock),
+            folding(settings.database_url, metrics),
+        ):
             yield
         await live.close()
         await slots.close()

@@ -1,10 +1,10 @@
-"""What ``creditlens serve --workers N`` prepares before uvicorn starts its processes.
+"""What ``creditlens serve --workers N`` prepares before the workers start.
 
-uvicorn's own supervisor runs the workers (it restarts one that dies, and on SIGTERM passes
-the signal on and waits for each to drain: in-flight requests are answered, subscriptions
-closed with 1012 "service restart" so clients reconnect elsewhere, within
-``shutdown_timeout_seconds``). Two things must exist
-before the first worker imports the application:
+app/supervisor.py runs the workers (one SO_REUSEPORT socket each; it restarts one that dies,
+and on SIGTERM passes the signal on and waits for each to drain: in-flight requests are
+answered, subscriptions closed with 1012 "service restart" so clients reconnect elsewhere,
+within ``shutdown_timeout_seconds``). Two things must exist before the first worker imports
+the application:
 
 - a metrics directory (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``), emptied, where
   every worker writes its values so that ``/metrics`` on any of them sums all;

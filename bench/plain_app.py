@@ -76,6 +76,12 @@ def _iso(at: datetime) -> str:
 def create_plain_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    # As app/graphql_route.py: PostgreSQL reads in autocommit (no BEGIN and ROLLBACK).
+    reads = (
+        engine.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "postgresql"
+        else engine
+    )
 
     async def viewer_org(request: Request, conn: AsyncConnection) -> OrganizationRecord | None:
         principal, _ = await principal_of(request, conn, settings, system_clock)
@@ -89,7 +95,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         return organization
 
     async def endpoint_usage(request: Request) -> JSONResponse:
-        async with engine.connect() as conn:
+        async with reads.connect() as conn:
             organization = await viewer_org(request, conn)
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
@@ -113,7 +119,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"endpointUsage": _shares(rows, "endpoint")})
 
     async def report(request: Request) -> JSONResponse:
-        async with engine.connect() as conn:
+        async with reads.connect() as conn:
             organization = await viewer_org(request, conn)
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
@@ -150,7 +156,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def keys_endpoint_usage(request: Request) -> JSONResponse:
-        async with engine.connect() as conn:
+        async with reads.connect() as conn:
             organization = await viewer_org(request, conn)
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)

@@ -3,14 +3,19 @@
     python bench/reads.py --sizes 100k,1m --backends sqlite,postgres
     python bench/reads.py --sizes 10m --backends sqlite --duration 10
 
-For each dataset that ``bench/generate.py`` has loaded, two servers start side by side:
-the real app (``uvicorn app.asgi:app``) and the floor (``bench/plain_app.py``, the same SQL
-and auth without GraphQL), each pinned to CPU 0 while wrk runs pinned to CPU 1, so the load
-generator does not steal the server's core. Every scenario is first checked (status 200, no
-GraphQL errors, same figures from both servers), then measured twice per server: with one
-connection (latency: p50 and p99 of an unloaded server) and with ``--connections`` (the
-throughput, req/s). wrk's own cost is printed: its CPU time per request and its ceiling
-against a trivial route. The server's peak RSS is read from /proc (VmHWM) at the end.
+For each dataset that ``bench/generate.py`` has loaded, three servers start side by side:
+the real app (``uvicorn app.asgi:app`` with the protocol and event loop that ``creditlens
+serve`` uses), the plain route (``bench/plain_app.py``, the same SQL and auth without
+GraphQL) and the floor (``bench/floor_app.py``: the same statements through the same driver
+with no framework, no SQLAlchemy, no GraphQL); ``--before DIR`` adds a fourth, the GraphQL
+app of another checkout (e.g. the commit before a change, run as that checkout's ``serve``
+ran it), so before and after are measured in one run. Each is pinned to CPU 0 while wrk
+runs pinned to CPU 1, so the load generator does not steal the server's core. Every
+scenario is first checked (status 200, no GraphQL errors, same figures from every server),
+then measured twice per server: with one connection (latency: p50 and p99 of an unloaded
+server) and with ``--connections`` (the throughput, req/s). wrk's own cost is printed: its
+CPU time per request and its ceiling against a trivial route. The server's peak RSS is
+read from /proc (VmHWM) at the end.
 
 Scenarios:
   a-all   organization.endpointUsage(LAST_30_DAYS)              (the consumption table)
@@ -34,15 +39,25 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-GRAPHQL_PORT = 8101
-PLAIN_PORT = 8102
+GRAPHQL_PORT = int(os.environ.get("BENCH_PORT_BASE", "8100")) + 1
+PLAIN_PORT = GRAPHQL_PORT + 1
+FLOOR_PORT = GRAPHQL_PORT + 2
+BEFORE_PORT = GRAPHQL_PORT + 3
+FAST_PROTOCOL = "app.http_protocol:FastHeaderTimeoutProtocol"
+H11_PROTOCOL = "app.http_protocol:HeaderTimeoutProtocol"
+FLOOR_PATHS = {
+    "a-all": "/floor/endpoint-usage?preset=LAST_30_DAYS",
+    "a-key": "/floor/endpoint-usage?preset=LAST_30_DAYS&key={key}",
+    "b": "/floor/report?preset=LAST_90_DAYS",
+    "c": "/floor/keys-endpoint-usage?preset=LAST_30_DAYS&first=50",
+}
 SHARES = "endpoint calls creditsConsumed percentOfTotal"
 
 SCENARIOS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -140,12 +155,14 @@ def _pin(cpu: int) -> list[str]:
 
 
 @contextmanager
-def server(command: list[str], port: int, url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    command: list[str], port: int, url: str, log: Path, root: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "CREDITLENS_DATABASE_URL": url,
         "CREDITLENS_RATE_LIMIT_PER_MINUTE": "0",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -158,7 +175,7 @@ def server(command: list[str], port: int, url: str, log: Path) -> Iterator[subpr
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=out,
             stderr=out,
@@ -210,22 +227,49 @@ def _credits(document: Any) -> int:
     return 0
 
 
+SERVERS = ("graphql", "before", "plain", "floor")
+
+
 def bench_dataset(
-    backend: str, size: str, *, duration: int, connections: int, scenarios: list[str]
+    backend: str,
+    size: str,
+    *,
+    duration: int,
+    connections: int,
+    scenarios: list[str],
+    before: Path | None = None,
 ) -> list[dict[str, Any]]:
     info = json.loads((OUT / f"{backend}-{size}.json").read_text())
     token, key = info["token"], info["key"]
     log = OUT / f"servers-{backend}-{size}.log"
     python = str(ROOT / ".venv/bin/python")
+    uvicorn = [python, "-m", "uvicorn"]
+    fast = ["--loop", "uvloop", "--http", "httptools"]
     rows: list[dict[str, Any]] = []
-    graphql_cmd = [python, "-m", "uvicorn", "app.asgi:app"]
-    plain_cmd = [python, "-m", "uvicorn", "--app-dir", "bench", "plain_app:app"]
-    with (
-        server(graphql_cmd, GRAPHQL_PORT, info["url"], log) as graphql,
-        server(plain_cmd, PLAIN_PORT, info["url"], log) as plain,
-    ):
-        floor = wrk(
-            f"http://127.0.0.1:{PLAIN_PORT}/healthz",
+    # As ``creditlens serve`` runs them: this checkout with httptools and uvloop; the
+    # checkout before issue 17 with its h11 protocol on asyncio's loop.
+    commands = {
+        "graphql": (
+            [*uvicorn, "app.asgi:app", "--loop", "uvloop", "--http", FAST_PROTOCOL],
+            GRAPHQL_PORT,
+            ROOT,
+        ),
+        "plain": ([*uvicorn, "--app-dir", "bench", "plain_app:app", *fast], PLAIN_PORT, ROOT),
+        "floor": ([*uvicorn, "--app-dir", "bench", "floor_app:app", *fast], FLOOR_PORT, ROOT),
+    }
+    if before is not None:
+        commands["before"] = (
+            [*uvicorn, "app.asgi:app", "--loop", "asyncio", "--http", H11_PROTOCOL],
+            BEFORE_PORT,
+            before,
+        )
+    with ExitStack() as stack:
+        processes = {
+            name: stack.enter_context(server(command, port, info["url"], log, root))
+            for name, (command, port, root) in commands.items()
+        }
+        ceiling = wrk(
+            f"http://127.0.0.1:{FLOOR_PORT}/healthz",
             _lua("GET", token, None),
             connections=connections,
             duration=3,
@@ -233,29 +277,34 @@ def bench_dataset(
         for name in scenarios:
             query, variables, plain_path = SCENARIOS[name]
             variables = {k: v.replace("{key}", key) for k, v in variables.items()}
-            plain_path = plain_path.replace("{key}", key)
             body = {"query": query, "variables": variables}
-            graphql_url = f"http://127.0.0.1:{GRAPHQL_PORT}/graphql"
-            plain_url = f"http://127.0.0.1:{PLAIN_PORT}{plain_path}"
-            answer = fetch(graphql_url, token, body)
-            if answer.get("errors"):
-                raise RuntimeError(f"{name}: {answer['errors']}")
-            plain_answer = fetch(plain_url, token, None)
-            same = _credits(answer) == _credits(plain_answer)
+            targets = {
+                "graphql": (f"http://127.0.0.1:{GRAPHQL_PORT}/graphql", body),
+                "before": (f"http://127.0.0.1:{BEFORE_PORT}/graphql", body),
+                "plain": (f"http://127.0.0.1:{PLAIN_PORT}{plain_path.replace('{key}', key)}", None),
+                "floor": (
+                    f"http://127.0.0.1:{FLOOR_PORT}{FLOOR_PATHS[name].replace('{key}', key)}",
+                    None,
+                ),
+            }
+            targets = {label: target for label, target in targets.items() if label in processes}
+            answers = {label: fetch(url, token, data) for label, (url, data) in targets.items()}
+            if answers["graphql"].get("errors"):
+                raise RuntimeError(f"{name}: {answers['graphql']['errors']}")
+            credits = {label: _credits(answer) for label, answer in answers.items()}
             row: dict[str, Any] = {
                 "backend": backend,
                 "size": size,
                 "scenario": name,
-                "same_figures": same,
-                "response_bytes": len(json.dumps(answer)),
+                "same_figures": len(set(credits.values())) == 1,
+                "same_answer_as_floor": answers["graphql"] == answers["floor"],
+                "response_bytes": len(json.dumps(answers["graphql"])),
                 "load_before": round(os.getloadavg()[0], 2),
             }
-            graphql_script = _lua("POST", token, json.dumps(body))
-            plain_script = _lua("GET", token, None)
-            for label, url, script, pid in (
-                ("graphql", graphql_url, graphql_script, graphql.pid),
-                ("plain", plain_url, plain_script, plain.pid),
-            ):
+            for label, (url, data) in targets.items():
+                method = "POST" if data is not None else "GET"
+                script = _lua(method, token, None if data is None else json.dumps(data))
+                pid = processes[label].pid
                 for mode, c in (("c1", 1), (f"c{connections}", connections)):
                     cpu_before = cpu_seconds(pid)
                     result = wrk(url, script, connections=c, duration=duration)
@@ -268,32 +317,39 @@ def bench_dataset(
             row["load_after"] = round(os.getloadavg()[0], 2)
             rows.append(row)
             print(_line(row, connections), flush=True)
-        rss = peak_rss_mib(graphql.pid)
+        rss = peak_rss_mib(processes["graphql"].pid)
     for row in rows:
         row["graphql_peak_rss_mib"] = round(rss, 1)
-        row["wrk_ceiling_rps"] = round(floor["rps"])
+        row["wrk_ceiling_rps"] = round(ceiling["rps"])
     return rows
 
 
 HEADER = (
-    "| db | events | scenario | GraphQL p50 ms | p99 ms | req/s c=1 | req/s c={c} "
-    "| plain p50 ms | p99 ms | req/s c={c} | GraphQL/plain req/s "
-    "| server CPU ms/req GraphQL / plain | load |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| db | events | scenario | server | p50 ms c=1 | p99 ms c=1 | req/s c=1 | req/s c={c} "
+    "| server CPU ms/req c={c} | GraphQL/plain req/s c={c} | GraphQL/floor req/s c={c} "
+    "| load |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def _line(row: dict[str, Any], connections: int) -> str:
-    g1, gn = row["graphql_c1"], row[f"graphql_c{connections}"]
-    p1, pn = row["plain_c1"], row[f"plain_c{connections}"]
     flag = "" if row["same_figures"] else " (figures differ!)"
-    return (
-        f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {g1['p50']:.2f} | "
-        f"{g1['p99']:.2f} | {g1['rps']:.0f} | {gn['rps']:.0f} | {p1['p50']:.2f} | "
-        f"{p1['p99']:.2f} | {pn['rps']:.0f} | {gn['rps'] / pn['rps']:.2f} | "
-        f"{gn['server_cpu_ms']:.2f} / {pn['server_cpu_ms']:.2f} | "
-        f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
-    )
+    lines = []
+    for label in SERVERS:
+        if f"{label}_c1" not in row:
+            continue
+        one, many = row[f"{label}_c1"], row[f"{label}_c{connections}"]
+        ratios = " | "
+        if label in ("graphql", "before"):
+            plain = row[f"plain_c{connections}"]["rps"]
+            floor = row[f"floor_c{connections}"]["rps"]
+            ratios = f"{many['rps'] / plain:.2f} | {many['rps'] / floor:.2f}"
+        lines.append(
+            f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {label} | "
+            f"{one['p50']:.2f} | {one['p99']:.2f} | {one['rps']:.0f} | {many['rps']:.0f} | "
+            f"{many['server_cpu_ms']:.2f} | {ratios} | "
+            f"{row['load_before']:.1f}-{row['load_after']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -303,6 +359,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--before", type=Path, help="a checkout whose GraphQL app runs beside, as before"
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -322,6 +381,7 @@ def main() -> None:
                     duration=args.duration,
                     connections=args.connections,
                     scenarios=args.scenarios.split(","),
+                    before=args.before,
                 )
             )
     if rows:

@@ -8,10 +8,11 @@ production), with wrk on the same machine, pinned to CPU 1 (``reads.wrk``). Thre
 take turns, ``--rounds`` times, so all see the same machine:
 
 - ``1``: ``creditlens serve --workers 1``;
-- ``2``: ``creditlens serve --workers 2`` (uvicorn's supervisor: both workers accept on one
-  shared listening socket);
-- ``2 reuseport``: an experiment, two uvicorn processes with one SO_REUSEPORT socket each
-  on the same port, so the kernel spreads the connections over the workers.
+- ``2 uvicorn``: two workers under uvicorn's own supervisor (``uvicorn.run(workers=2)``, as
+  ``serve --workers 2`` ran before app/supervisor.py): both workers accept on one shared
+  listening socket;
+- ``2``: ``creditlens serve --workers 2`` (app/supervisor.py): one SO_REUSEPORT socket per
+  worker on the same port, so the kernel spreads the connections over the workers.
 
 This machine has two cores, shared with other jobs: wrk and the workers compete with each
 other and with everything else. So each row also says where the CPU went during the run:
@@ -53,66 +54,59 @@ PORT = 18501
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TICK = os.sysconf("SC_CLK_TCK")
 
-# One worker of the experiment "each worker its own listening socket": SO_REUSEPORT lets the
-# kernel spread new connections over the sockets, where uvicorn's workers share one socket
-# and whichever worker wakes first accepts a whole burst of connections.
-REUSEPORT_WORKER = """
-import socket, sys, uvicorn
-from app.http_protocol import NAME
-sock = socket.socket()
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-sock.bind(("127.0.0.1", int(sys.argv[1])))
-config = uvicorn.Config("app.asgi:app", log_level="warning", access_log=False, http=NAME)
-uvicorn.Server(config).run(sockets=[sock])
+# The baseline: uvicorn's supervisor, whose workers share the one socket it binds.
+UVICORN_SUPERVISOR = """
+import sys, uvicorn
+from app.http_protocol import protocol_name
+uvicorn.run("app.asgi:app", host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
+            log_level="warning", access_log=False, http=protocol_name(), loop="auto")
 """
 
 
 @contextmanager
-def reuseport_workers(database_url: str, workers: int) -> Iterator[list[int]]:
-    """``workers`` uvicorn processes on PORT, one SO_REUSEPORT socket each; their pids."""
+def uvicorn_supervisor(
+    database_url: str, workers: int, port: int, redis_url: str
+) -> Iterator[list[int]]:
+    """uvicorn's supervisor with ``workers`` workers on ``port``; the workers' pids."""
     with tempfile.TemporaryDirectory() as metrics:
         env = {
             **os.environ,
             "CREDITLENS_DATABASE_URL": database_url,
-            "CREDITLENS_REDIS_URL": REDIS_URL,
+            "CREDITLENS_REDIS_URL": redis_url,
             "CREDITLENS_RATE_LIMIT_PER_MINUTE": str(10**9),
             "CREDITLENS_LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": metrics,  # as under `serve --workers N`
         }
         with (OUT / "workers-server.log").open("ab") as log:
-            processes = [
-                subprocess.Popen(
-                    [sys.executable, "-c", REUSEPORT_WORKER, str(PORT)],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                )
-                for _ in range(workers)
-            ]
+            process = subprocess.Popen(
+                [sys.executable, "-c", UVICORN_SUPERVISOR, str(port), str(workers)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
         try:
-            time.sleep(1)
-            for _ in range(300):
+            for _ in range(600):
                 with suppress(OSError):
-                    urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1).read()
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
                     break
                 time.sleep(0.1)
             time.sleep(2)  # every worker has started (each answers /healthz on its own)
-            yield [process.pid for process in processes]
+            yield children(process.pid)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def children(pid: int) -> list[int]:
-    """The worker processes of a ``serve --workers N`` supervisor (itself for N = 1)."""
+    """The worker processes of a supervisor (not multiprocessing's resource tracker, which
+    answers nothing)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
+        for child in (task / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" not in command:
+                found.append(int(child))
     return found
 
 
@@ -151,24 +145,24 @@ def measure(
 
 
 @contextmanager
-def server(database_url: str, label: str) -> Iterator[list[int]]:
+def server(database_url: str, label: str, port: int, redis_url: str) -> Iterator[list[int]]:
     """The server of one row, and the pids of the processes that answer requests."""
-    if label.endswith("reuseport"):
-        with reuseport_workers(database_url, int(label.split()[0])) as pids:
+    workers = int(label.split()[0])
+    if label.endswith("uvicorn"):
+        with uvicorn_supervisor(database_url, workers, port, redis_url) as pids:
             yield pids
         return
-    workers = int(label)
     with live_server(
         database_url,
         OUT / "workers-server.log",
-        port=PORT,
+        port=port,
         serve_args=("--workers", str(workers)),
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         rate_limit_per_minute=10**9,
         log_level="WARNING",
     ) as running:
-        # uvicorn's supervisor starts the workers (and multiprocessing's resource
-        # tracker, which answers nothing and shows 0.00).
+        if workers > 1:
+            time.sleep(2)  # every worker has started (each answers /healthz on its own)
         yield children(running.pid) if workers > 1 else [running.pid]
 
 
@@ -179,10 +173,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scenarios", default="a-all,b")
+    parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument("--redis-url", default=REDIS_URL)
     args = parser.parse_args()
     dataset = json.loads(args.dataset.read_text())
     token = dataset["token"]
-    url = f"http://127.0.0.1:{PORT}/graphql"
+    url = f"http://127.0.0.1:{args.port}/graphql"
     rows = []
     print(f"nproc {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)
     print(
@@ -191,8 +187,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for round_number in range(1, args.rounds + 1):
-        for label in ("1", "2", "2 reuseport"):
-            with server(dataset["url"], label) as pids:
+        for label in ("1", "2 uvicorn", "2"):
+            with server(dataset["url"], label, args.port, args.redis_url) as pids:
                 for name in args.scenarios.split(","):
                     query, variables, _ = SCENARIOS[name]
                     key = dataset["key"]

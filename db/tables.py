@@ -127,6 +127,29 @@ usage_rollups = Table(
     sqlite_with_rowid=False,
 )
 
+# The rollup tail (docs/rollups.md): one row per event ingested and not yet added to the
+# rollups. Ingestion inserts it with the event, in the same transaction; the folder
+# (db/folding.py) deletes a chunk and adds it to ``usage_rollups`` in one statement, so an
+# event is in exactly one of the two at any snapshot, and reads add the tail of their range.
+usage_pending = Table(
+    "usage_pending",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, nullable=False),
+    Column("api_key_id", Id, nullable=False),  # NO_KEY (0) for calls without a key
+    Column("user_id", Id, nullable=True),
+    Column("source", String(100), nullable=False),
+    Column("endpoint", String(300), nullable=False),
+    Column("outcome", SmallInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+    # occurred_at in whole epoch seconds: what a rollup bucket is computed from.
+    Column("epoch", BigInteger, nullable=False),
+    # When the event was committed (epoch milliseconds, wall clock): the fold lag metric.
+    Column("received_ms", BigInteger, nullable=False),
+    # Reads add the tail of their range of one organization.
+    Index("ix_usage_pending_organization_id", "organization_id", "epoch"),
+)
+
 access_tokens = Table(
     "access_tokens",
     metadata,

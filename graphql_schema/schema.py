@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from graphql_schema.error_codes import ErrorCodes
+from graphql_schema.execution import RowExecution, SuggestionFreeRowExecution
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
@@ -24,7 +25,7 @@ from graphql_schema.types.live_usage import Subscription
 from graphql_schema.types.mutation import Mutation
 from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
-from graphql_schema.validation import DocumentValidation, SuggestionFreeExecution, Validator
+from graphql_schema.validation import DocumentValidation, Validator
 from resolvers.context import Context
 
 
@@ -105,7 +106,10 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         # Variables are coerced during execution: their hints go with field_suggestions too.
-        execution_context_class=None if settings.field_suggestions else SuggestionFreeExecution,
+        # Rows of plain leaf fields are completed in one step (graphql_schema.execution).
+        execution_context_class=(
+            RowExecution if settings.field_suggestions else SuggestionFreeRowExecution
+        ),
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
             scalar_map={BigInt: BIGINT_SCALAR},

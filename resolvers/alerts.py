@@ -37,6 +37,11 @@ DEFAULT_DELIVERIES = 10
 DeliveriesKey = tuple[int, int]
 
 
+def _autocommit(conn: AsyncConnection) -> bool:
+    sync = conn.sync_connection
+    return sync is not None and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 @asynccontextmanager
 async def _writing(context: Context) -> AsyncIterator[AsyncConnection]:
     """A write transaction on the request's connection.
@@ -44,6 +49,9 @@ async def _writing(context: Context) -> AsyncIterator[AsyncConnection]:
     The connection is already in a read transaction (authentication read the token): end
     it, so the write sees the newest data. SQLite writers begin IMMEDIATE (take the write
     lock up front, as ``db.engine.writing`` does), so two writers queue instead of failing.
+    On PostgreSQL the request's reads run in autocommit (no BEGIN and ROLLBACK round trips,
+    ``app.graphql_route``): a write goes back to the engine's isolation level, so that
+    ``begin()`` is a real transaction again.
     """
     async with context.db.connection() as conn:
         if conn.in_transaction():
@@ -51,6 +59,8 @@ async def _writing(context: Context) -> AsyncIterator[AsyncConnection]:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
             _ = await conn.execution_options(sqlite_begin="IMMEDIATE")
+        elif _autocommit(conn):
+            _ = await conn.execution_options(isolation_level=conn.default_isolation_level)
         try:
             async with conn.begin():
                 yield conn

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.folding import fold_all
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.rollup_keys import ALL_KEYS
 from db.tables import api_keys, usage_events, usage_rollups, users
@@ -39,6 +40,8 @@ class Totals:
 
 
 async def totals(engine: AsyncEngine) -> Totals:
+    # The rollup tail first: the rollups hold every event only once it is folded.
+    await fold_all(engine)
     e, r = usage_events.c, usage_rollups.c
     async with engine.connect() as conn:
         count, credits = (

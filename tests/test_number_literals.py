@@ -51,9 +51,9 @@ async def admin(engine, clock):
 
 @pytest.mark.parametrize(("query", "argument"), CASES.values(), ids=list(CASES))
 async def test_a_huge_number_is_refused_naming_the_argument(client, admin, query, argument):
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall: the bound is on work, not on load
     response = await graphql(client, admin.token, query)
-    assert time.perf_counter() - started < 2.0  # generous: about 20 ms here
+    assert time.process_time() - started < 2.0  # generous: about 20 ms here
     assert response.status_code == 200
     body = response.json()
     assert body.get("data") is None

@@ -159,3 +159,19 @@ async def test_a_client_gone_mid_body_is_a_disconnect_not_a_server_error(server,
     [line] = [line for line in lines if line.get("status") == 499]
     assert (line["message"], line["path"]) == ("client disconnected", "/graphql")
     assert "Traceback" not in server.log_text()
+
+
+async def test_request_headers_over_16_kib_are_refused(server):
+    """httptools has no bound of its own on header size; the server keeps h11's 16 KiB."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        big = {"X-Big": "a" * 15_000}  # under the bound: answered
+        assert (await client.get("/healthz", headers=big)).status_code == 200

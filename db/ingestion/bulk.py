@@ -1,14 +1,14 @@
-"""The three bulk statements of ingestion, written per database for speed.
+"""The bulk statements of ingestion, written per database for speed.
 
 SQLAlchemy's Core would compile and bind every row through Python; at thousands of rows a
 batch that dominated the time. These statements go to the driver as they are
 (``exec_driver_sql``), inside the caller's transaction:
 
-* PostgreSQL: one statement for events and rollups whatever the batch size, over
-  ``unnest`` of one array per column: a single prepared statement, no per-row round trip
-  or parameter limit, and the rollups summed by the database.
+* PostgreSQL: one statement for events and their pending rows (the rollup tail that
+  db/folding.py adds to the rollups) whatever the batch size, over ``unnest`` of one array
+  per column: a single prepared statement, no per-row round trip or parameter limit.
 * SQLite: multi-row ``VALUES`` for the insert that must say which rows it inserted
-  (``RETURNING``), ``executemany`` (a C loop in the sqlite3 module) for the upserts.
+  (``RETURNING``), ``executemany`` (a C loop in the sqlite3 module) for the pending rows.
 
 Rows arrive sorted by primary key and are written in that order, so concurrent writers lock
 rows in the same order (see ``writer``).
@@ -17,19 +17,15 @@ rows in the same order (see ``writer``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
-from db.rollup_keys import ALL_KEYS, NO_KEY
-from domain.dimensions import Dimension
+from db.rollup_keys import NO_KEY
 
 # (organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome code,
 #  credits, occurred_at) in primary-key order.
 EventRow = tuple[int, str, int | None, int | None, str, str, int, int, int, datetime]
-# (organization_id, dimension, grain, bucket, api_key_id, value, outcome, calls, credits).
-RollupRow = tuple[int, int, int, int, int, str, int, int, int]
 # Per organization and key of the inserted events: (organization, api key or None, events
 # inserted, newest instant, oldest instant).
 KeySpan = tuple[int, int | None, int, datetime, datetime]
@@ -38,40 +34,17 @@ _EVENT_COLUMNS = (
     "organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome, "
     "credits, occurred_at"
 )
-_ROLLUP_COLUMNS = (
-    "organization_id, dimension, grain, bucket, api_key_id, value, outcome, calls, credits"
-)
-_ROLLUP_KEY = "organization_id, dimension, grain, bucket, api_key_id, value, outcome"
-_ROLLUP_ADD = (
-    "DO UPDATE SET calls = usage_rollups.calls + excluded.calls, "
-    "credits = usage_rollups.credits + excluded.credits"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+_PENDING_COLUMNS = (
+    "organization_id, api_key_id, user_id, source, endpoint, outcome, credits, epoch, received_ms"
 )
 
-# The rollup codes, written into the SQL from their one definition (db.grains,
-# db.rollup_keys, domain.dimensions), never spelt by hand.
-# (grain, summed over all keys) of every rollup row an event adds to.
-_GRAIN_ROWS = ", ".join(
-    [f"({grain}, false)" for grain in GRAIN_SECONDS]
-    + [f"({grain}, true)" for grain in ALL_KEYS_GRAINS]
-)
-_DIMENSION_ROWS = ", ".join(f"({int(dimension)}::smallint)" for dimension in Dimension)
-# What ``usage_rollups.value`` holds for each dimension, from the inserted event row.
-_VALUE_OF = {
-    Dimension.TOTAL: "''",
-    Dimension.ENDPOINT: "new.endpoint::text",
-    Dimension.SOURCE: "new.source::text",
-    Dimension.USER: "coalesce(new.user_id::text, '')",
-}
-_VALUE_CASE = (
-    "CASE d.dimension "
-    + " ".join(f"WHEN {int(dimension)} THEN {_VALUE_OF[dimension]}" for dimension in Dimension)
-    + " END"
-)
-
-# Events, then their rollups summed by PostgreSQL in the same statement: no rollup row
-# crosses the wire, and the sums are made in C. Rows are locked in primary-key order (the
-# unnest order, then ORDER BY). The result names, per organization and key, how many
-# events were new and the newest instant, for ``move_forward``.
+# Events, then their pending rows (the rollup tail, db/folding.py) in the same statement:
+# two inserts per event, no rollup row touched, so concurrent batches never wait on each
+# other's rollup rows. Rows are inserted in primary-key order (the unnest order). The
+# result names, per organization and key, how many events were new and the newest and
+# oldest instants, for ``move_forward`` and ``move_backward``.
 _PG_WRITE = f"""
 WITH new AS (
     INSERT INTO usage_events ({_EVENT_COLUMNS})
@@ -80,33 +53,18 @@ WITH new AS (
                          $9::bigint[], $10::timestamptz[])
     ON CONFLICT (organization_id, event_id) DO NOTHING
     RETURNING organization_id, api_key_id, user_id, source, endpoint, outcome, credits,
-              occurred_at,
-              floor(extract(epoch FROM occurred_at))::bigint AS epoch
-), expanded AS (
-    SELECT new.organization_id, d.dimension, g.grain, new.epoch - new.epoch % g.grain AS bucket,
-           CASE WHEN g.all_keys THEN {ALL_KEYS}
-                ELSE coalesce(new.api_key_id, {NO_KEY}) END AS api_key_id,
-           {_VALUE_CASE} AS value,
-           new.outcome, new.credits
+              occurred_at
+), pending AS (
+    INSERT INTO usage_pending ({_PENDING_COLUMNS})
+    SELECT organization_id, coalesce(api_key_id, {NO_KEY}), user_id, source, endpoint, outcome,
+           credits, floor(extract(epoch FROM occurred_at))::bigint, $11::bigint
     FROM new
-    -- The hour and day grains also get rows summed over every key (ALL_KEYS).
-    CROSS JOIN (VALUES {_GRAIN_ROWS}) AS g (grain, all_keys)
-    CROSS JOIN (VALUES {_DIMENSION_ROWS}) AS d (dimension)
-), rolled AS (
-    INSERT INTO usage_rollups ({_ROLLUP_COLUMNS})
-    SELECT organization_id, dimension, grain, bucket, api_key_id, value, outcome, count(*),
-           sum(credits)
-    FROM expanded
-    GROUP BY organization_id, dimension, grain, bucket, api_key_id, value, outcome
-    ORDER BY organization_id, dimension, grain, bucket, api_key_id, value, outcome
-    ON CONFLICT ({_ROLLUP_KEY}) {_ROLLUP_ADD}
 )
 SELECT organization_id, api_key_id, count(*), max(occurred_at), min(occurred_at) FROM new
 GROUP BY organization_id, api_key_id
 """
-_SQLITE_ADD_ROLLUPS = (
-    f"INSERT INTO usage_rollups ({_ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    f"ON CONFLICT ({_ROLLUP_KEY}) {_ROLLUP_ADD}"
+_SQLITE_ADD_PENDING = (
+    f"INSERT INTO usage_pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # SQLite allows 32,766 bound parameters per statement: 1,000 rows of 10 stay well below.
 _SQLITE_ROWS_PER_INSERT = 1000
@@ -144,21 +102,110 @@ async def sqlite_insert_events(
     return inserted
 
 
-async def write_postgresql(conn: AsyncConnection, rows: Sequence[EventRow]) -> list[KeySpan]:
-    """Insert new events and add them to the rollups in one statement.
+async def write_postgresql(
+    conn: AsyncConnection, rows: Sequence[EventRow], *, received_ms: int
+) -> list[KeySpan]:
+    """Insert new events and their pending rows in one statement.
 
     Returns (organization, api key, events inserted, newest and oldest instant) per key.
     """
     if not rows:
         return []
-    result = await conn.exec_driver_sql(_PG_WRITE, tuple(_columns(rows)))
+    result = await conn.exec_driver_sql(_PG_WRITE, (*_columns(rows), received_ms))
     return [(row[0], row[1], int(row[2]), row[3], row[4]) for row in map(tuple, result)]
 
 
-async def sqlite_add_rollups(conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:
-    """SQLite: add calls and credits to rollup rows, creating the missing ones."""
+async def sqlite_add_pending(
+    conn: AsyncConnection, rows: Sequence[EventRow], *, received_ms: int
+) -> None:
+    """SQLite: the pending rows (rollup tail) of inserted events."""
     if rows:
-        await conn.exec_driver_sql(_SQLITE_ADD_ROLLUPS, list(rows))
+        await conn.exec_driver_sql(
+            _SQLITE_ADD_PENDING,
+            [
+                (
+                    org,
+                    key or NO_KEY,
+                    user,
+                    source,
+                    endpoint,
+                    outcome,
+                    credits,
+                    (at - _EPOCH) // _SECOND,
+                    received_ms,
+                )
+                for org, _, key, user, source, endpoint, _, outcome, credits, at in rows
+            ],
+        )
+
+
+async def lookup(
+    conn: AsyncConnection, table: str, pairs: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    """Ids of the rows of ``table`` (users or api_keys) named by (organization, external
+    id), through their unique index."""
+    found: dict[tuple[int, str], int] = {}
+    if not pairs:
+        return found
+    if conn.dialect.name == "postgresql":
+        rows = await conn.exec_driver_sql(
+            f"SELECT t.id, t.organization_id, t.external_id FROM {table} AS t "
+            "JOIN unnest($1::bigint[], $2::varchar[]) AS wanted (organization_id, external_id) "
+            "ON t.organization_id = wanted.organization_id "
+            "AND t.external_id = wanted.external_id",
+            tuple(_columns(pairs)),
+        )
+        for ident, org, external in map(tuple, rows):
+            found[(org, external)] = ident
+        return found
+    # SQLite allows 32,766 bound parameters: chunks of 5,000 pairs.
+    for start in range(0, len(pairs), 5000):
+        chunk = pairs[start : start + 5000]
+        rows = await conn.exec_driver_sql(
+            f"SELECT t.id, t.organization_id, t.external_id FROM "
+            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS wanted JOIN {table} AS t "
+            "ON t.organization_id = wanted.column1 AND t.external_id = wanted.column2",
+            tuple(value for pair in chunk for value in pair),
+        )
+        for ident, org, external in map(tuple, rows):
+            found[(org, external)] = ident
+    return found
+
+
+async def widen_key_spans(
+    conn: AsyncConnection, spans: dict[int, tuple[datetime, datetime]]
+) -> None:
+    """Move ``first_seen_at`` of API keys back and ``last_used_at`` forward to cover
+    (earliest, latest) per key id; never the other way. One statement per key, in id order
+    (see ``move_forward``), touching only keys whose span grows."""
+    if not spans:
+        return
+    pairs = sorted(spans.items())
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(
+            "UPDATE api_keys SET "
+            "first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > $1 "
+            "THEN $1 ELSE first_seen_at END, "
+            "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 "
+            "THEN $2 ELSE last_used_at END "
+            "WHERE id = $3 AND (first_seen_at IS NULL OR first_seen_at > $1 "
+            "OR last_used_at IS NULL OR last_used_at < $2)",
+            [(first, last, ident) for ident, (first, last) in pairs],
+        )
+    else:
+        await conn.exec_driver_sql(
+            "UPDATE api_keys SET "
+            "first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > ?1 "
+            "THEN ?1 ELSE first_seen_at END, "
+            "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ?2 "
+            "THEN ?2 ELSE last_used_at END "
+            "WHERE id = ?3 AND (first_seen_at IS NULL OR first_seen_at > ?1 "
+            "OR last_used_at IS NULL OR last_used_at < ?2)",
+            [
+                (_sqlite_instant(first), _sqlite_instant(last), ident)
+                for ident, (first, last) in pairs
+            ],
+        )
 
 
 async def move_forward(
@@ -166,13 +213,6 @@ async def move_forward(
 ) -> None:
     """Set ``column`` of rows ``id`` to a later instant; never moves one back."""
     await _move(conn, table, column, latest, "<")
-
-
-async def move_backward(
-    conn: AsyncConnection, table: str, column: str, earliest: dict[int, datetime]
-) -> None:
-    """Set ``column`` of rows ``id`` to an earlier instant; never moves one forward."""
-    await _move(conn, table, column, earliest, ">")
 
 
 async def _move(

@@ -1,37 +1,32 @@
-"""One atomic write: new events, the keys and users they name, and their rollups.
+"""One atomic write: new events, the keys and users they name, and their pending rows.
 
 Exactly once: events are inserted with ``ON CONFLICT DO NOTHING`` on (organization, id)
-and only the rows the database reports as inserted are added to the rollups, in the same
-transaction. Two writers racing on the same id: the second waits for the first's commit
-and then inserts nothing, so the event is counted once. Every multi-row write runs in
+and only the rows the database reports as inserted get a pending row (the rollup tail that
+db/folding.py adds to the rollups), in the same transaction. Two writers racing on the
+same id: the second waits for the first's commit and then inserts nothing, so the event is
+counted once. Every multi-row write runs in
 primary-key order, so concurrent batches lock rows in the same order and cannot deadlock.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, or_, select, tuple_
+from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import dialect
 from db.engine import write_with_retry
-from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.ingestion import bulk
 from db.ingestion.alerts import record_crossings
-from db.ingestion.bulk import EventRow, KeySpan, RollupRow
+from db.ingestion.bulk import EventRow, KeySpan
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
-from db.rollup_keys import ALL_KEYS, NO_KEY
 from db.tables import api_keys, organizations, users
-from domain.dimensions import Dimension
 from domain.outcomes import OUTCOME_CODES
 from domain.roles import Role
-
-TOTAL, ENDPOINT, SOURCE, USER = (
-    int(d) for d in (Dimension.TOTAL, Dimension.ENDPOINT, Dimension.SOURCE, Dimension.USER)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +99,10 @@ async def _register(
 async def _lookup(
     conn: AsyncConnection, table: Table, pairs: list[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
-    c = table.c
-    found: dict[tuple[int, str], int] = {}
-    # Chunked: each pair is two bound parameters, and drivers cap a statement's parameters.
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
-        rows = await conn.execute(
-            select(c.id, c.organization_id, c.external_id).where(
-                tuple_(c.organization_id, c.external_id).in_(chunk)
-            )
-        )
-        for row in rows:
-            found[(row.organization_id, row.external_id)] = row.id
-    return found
+    """Ids of the stored (organization, external id) pairs, through ``bulk.lookup``: a
+    driver statement, since compiling a tuple IN of hundreds of pairs (live traffic of many
+    tenants names ~1,000 keys and users a batch) cost more than the insert of the events."""
+    return await bulk.lookup(conn, table.name, pairs)
 
 
 def _names(refs: list[tuple[int, Reference | None]]) -> dict[tuple[int, str], str | None]:
@@ -125,54 +111,6 @@ def _names(refs: list[tuple[int, Reference | None]]) -> dict[tuple[int, str], st
         if ref is not None and names.get((org, ref.id)) is None:
             names[(org, ref.id)] = ref.name
     return names
-
-
-def rollup_deltas(rows: Sequence[EventRow]) -> list[RollupRow]:
-    """The rollup increments for inserted event rows, in primary-key order.
-
-    Events are summed once at the finest grain (four dimensions), and the coarser grains
-    are summed from those sums: in a time-ordered batch many events share a quarter hour,
-    so this does far fewer dictionary updates than adding every event at every grain.
-    """
-    fine: dict[tuple[int, int, int, int, str, int], list[int]] = {}
-    get = fine.get
-    quarter = GRAIN_SECONDS[0]
-    for org, _, key_id, user_id, source, endpoint, _, outcome, credits, occurred_at in rows:
-        key = key_id or NO_KEY
-        epoch = int(occurred_at.timestamp())
-        bucket = epoch - epoch % quarter
-        for slot_key in (
-            (org, TOTAL, bucket, key, "", outcome),
-            (org, ENDPOINT, bucket, key, endpoint, outcome),
-            (org, SOURCE, bucket, key, source, outcome),
-            (org, USER, bucket, key, "" if user_id is None else str(user_id), outcome),
-        ):
-            slot = get(slot_key)
-            if slot is None:
-                fine[slot_key] = [1, credits]
-            else:
-                slot[0] += 1
-                slot[1] += credits
-    sums: dict[tuple[int, int, int, int, int, str, int], list[int]] = {}
-    for (org, dimension, bucket, key, value, outcome), (calls, credits) in fine.items():
-        for grain in GRAIN_SECONDS:
-            coarse = bucket - bucket % grain
-            targets = [(org, dimension, grain, coarse, key, value, outcome)]
-            if grain in ALL_KEYS_GRAINS:
-                targets.append((org, dimension, grain, coarse, ALL_KEYS, value, outcome))
-            for target in targets:
-                slot = sums.get(target)
-                if slot is None:
-                    sums[target] = [calls, credits]
-                else:
-                    slot[0] += calls
-                    slot[1] += credits
-    return [
-        (org, dimension, grain, bucket, key, value, outcome, calls, credits)
-        for (org, dimension, grain, bucket, key, value, outcome), (calls, credits) in sorted(
-            sums.items()
-        )
-    ]
 
 
 def _payload(event: ValidEvent) -> tuple[object, ...]:
@@ -251,12 +189,14 @@ async def ingest_events(
         )
         for (org, event_id), event in sorted(unique.items())
     ]
+    # The wall clock, not ``now`` (a test's clock): the fold lag is measured against it.
+    received_ms = time.time_ns() // 1_000_000
     if conn.dialect.name == "postgresql":
-        spans = await bulk.write_postgresql(conn, rows)
+        spans = await bulk.write_postgresql(conn, rows, received_ms=received_ms)
     else:
         inserted_keys = await bulk.sqlite_insert_events(conn, rows)
         inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
-        await bulk.sqlite_add_rollups(conn, rollup_deltas(inserted))
+        await bulk.sqlite_add_pending(conn, inserted, received_ms=received_ms)
         spans = _spans(inserted)
     newest = [(org, key, count, latest) for org, key, count, latest, _ in spans]
     accepted = sum(count for _, _, count, _ in newest)
@@ -301,8 +241,9 @@ async def _touch(conn: AsyncConnection, spans: list[KeySpan]) -> None:
             # One span per (organization, key), and a key belongs to one organization.
             latest_key[key] = at
             earliest_key[key] = first
-    await bulk.move_forward(conn, "api_keys", "last_used_at", latest_key)
-    await bulk.move_backward(conn, "api_keys", "first_seen_at", earliest_key)
+    await bulk.widen_key_spans(
+        conn, {key: (earliest_key[key], latest_key[key]) for key in latest_key}
+    )
     await bulk.move_forward(conn, "organizations", "last_event_at", latest_org)
 
 

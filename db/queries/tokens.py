@@ -7,8 +7,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries.directory import organization_record, user_record
@@ -75,6 +76,38 @@ async def revoke_token(conn: AsyncConnection, *, token_id: int, now: datetime) -
     return bool(result.rowcount)
 
 
+_USER_LABELS = [(column.name, f"u_{column.name}") for column in users.c]
+_ORGANIZATION_LABELS = [(column.name, f"o_{column.name}") for column in organizations.c]
+
+
+def _principal_statement() -> Select[Any]:
+    t = access_tokens.c
+    return (
+        select(
+            t.id,
+            t.token_hash,
+            t.scope,
+            t.user_id,
+            t.expires_at,
+            t.revoked_at,
+            *(users.c[name].label(label) for name, label in _USER_LABELS),
+            *(organizations.c[name].label(label) for name, label in _ORGANIZATION_LABELS),
+        )
+        .select_from(
+            access_tokens.outerjoin(users, users.c.id == t.user_id).outerjoin(
+                organizations, organizations.c.id == users.c.organization_id
+            )
+        )
+        .where(t.token_hash == bindparam("digest"))
+    )
+
+
+# Built once: every request runs it, and building it (30 labelled columns, two joins) and
+# computing its cache key cost more than running it (bench/PROPOSALS.md, R3). The statement
+# is immutable; only the digest is bound per call.
+_PRINCIPAL = _principal_statement()
+
+
 async def authenticate(
     conn: AsyncConnection, *, token: str, pepper: str, now: datetime
 ) -> Principal | None:
@@ -86,29 +119,7 @@ async def authenticate(
     if not token.startswith(PREFIX) or len(token) > 100:
         return None
     digest = hash_token(token, pepper)
-    t = access_tokens.c
-    user_columns = [column.label(f"u_{column.name}") for column in users.c]
-    organization_columns = [column.label(f"o_{column.name}") for column in organizations.c]
-    row = (
-        await conn.execute(
-            select(
-                t.id,
-                t.token_hash,
-                t.scope,
-                t.user_id,
-                t.expires_at,
-                t.revoked_at,
-                *user_columns,
-                *organization_columns,
-            )
-            .select_from(
-                access_tokens.outerjoin(users, users.c.id == t.user_id).outerjoin(
-                    organizations, organizations.c.id == users.c.organization_id
-                )
-            )
-            .where(t.token_hash == digest)
-        )
-    ).first()
+    row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
@@ -117,8 +128,10 @@ async def authenticate(
     user = None
     organization = None
     if fields["u_id"] is not None and fields["o_id"] is not None:
-        user = user_record({c.name: fields[f"u_{c.name}"] for c in users.c})
-        organization = organization_record({c.name: fields[f"o_{c.name}"] for c in organizations.c})
+        user = user_record({name: fields[label] for name, label in _USER_LABELS})
+        organization = organization_record(
+            {name: fields[label] for name, label in _ORGANIZATION_LABELS}
+        )
     return Principal(
         row.id,
         TokenScope(row.scope),

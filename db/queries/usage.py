@@ -1,9 +1,11 @@
 """Usage aggregates: calls and credits by dimension, key and time bucket.
 
 Every figure is read from ``usage_rollups`` (see ``db.grains`` for how a range is cut into
-pieces the rollups answer exactly) plus raw events for range edges that are not on the
-15-minute grid. Every statement has a bounded number of branches: at most ``MAX_RANGES``
-rollup ranges and ``MAX_RAW_RANGES`` raw ranges. A series with more edges off the grid (a
+pieces the rollups answer exactly) plus, in the same statement, the rollup tail
+``usage_pending`` of those pieces (events not folded yet, docs/rollups.md), plus raw events
+for range edges that are not on the 15-minute grid. Every statement has a bounded number
+of branches: at most ``MAX_RANGES`` rollup ranges (and as many tail ranges) and
+``MAX_RAW_RANGES`` raw ranges. A series with more edges off the grid (a
 zone's historical offset such as +00:19:32) is read in one raw range scan instead, when its
 range holds at most ``MAX_RAW_SCAN_EVENTS`` events (docs/hardening.md, class 4).
 """
@@ -17,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, func, literal, select, union_all
+from sqlalchemy import BigInteger, Select, String, Text, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
 from db.rollup_keys import ALL_KEYS, NO_KEY
-from db.tables import usage_events, usage_rollups
+from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput
 from domain.outcomes import OUTCOME_CODES, OUTCOME_OF_CODE, CallOutcome
@@ -246,6 +248,7 @@ def _rollup_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
         if query.outcomes is not None:
             branch = branch.where(r.outcome.in_(query.outcomes))
         branches.append(branch)
+    branches.extend(_pending_branches(query, pieces))
     rows = _union(branches)
     c = rows.c
     group: list[ColumnElement[Any]] = [c.value]
@@ -260,6 +263,51 @@ def _rollup_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:
         func.sum(c.calls).label("calls"),
         func.sum(c.credits).label("credits"),
     ).group_by(*group)
+
+
+def _pending_value(query: _Query) -> ColumnElement[Any]:
+    p = usage_pending.c
+    if query.by_outcome:
+        return p.outcome
+    if query.dimension is Dimension.ENDPOINT:
+        return cast(p.endpoint, Text)
+    if query.dimension is Dimension.SOURCE:
+        return cast(p.source, Text)
+    if query.dimension is Dimension.USER:
+        return func.coalesce(cast(p.user_id, Text), "")
+    return literal("", Text)
+
+
+def _pending_branches(query: _Query, pieces: list[grains.Piece]) -> list[Select[Any]]:
+    """The rollup tail of the rollup pieces' ranges (events not folded yet), shaped like
+    rollup rows of the quarter hour they fall in.
+
+    In the same statement as the rollup rows, hence one snapshot: a fold moves events from
+    the tail to the rollups atomically, so each is counted once whenever the fold commits.
+    (Raw pieces read ``usage_events``, which a fold does not change.) Touching pieces are
+    read as one range whatever their grain: the tail has none.
+    """
+    p = usage_pending.c
+    spans = grains.merge([grains.Piece(1, piece.low, piece.high) for piece in pieces])
+    branches = []
+    for span in spans:
+        branch = select(
+            p.api_key_id.label("api_key_id"),
+            (p.epoch - p.epoch % (grains.QUARTER_HOUR // grains.MICROS)).label("bucket"),
+            _pending_value(query).label("value"),
+            literal(1, BigInteger).label("calls"),
+            p.credits.label("credits"),
+        ).where(
+            p.organization_id == query.organization_id,
+            p.epoch >= span.low // grains.MICROS,
+            p.epoch < span.high // grains.MICROS,
+        )
+        if query.keys is not None:
+            branch = branch.where(p.api_key_id.in_(query.keys))
+        if query.outcomes is not None:
+            branch = branch.where(p.outcome.in_(query.outcomes))
+        branches.append(branch)
+    return branches
 
 
 def _raw_statement(query: _Query, pieces: list[grains.Piece]) -> Select[Any]:

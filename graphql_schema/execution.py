@@ -1,0 +1,185 @@
+"""Execution with a fast path for rows of plain leaf fields.
+
+A report answers tables: ``endpointUsage`` is a list of rows of four scalars, and a page
+of 50 keys holds about 1,400 of them. graphql-core completes each such field on its own
+(a ``Path``, a resolve-info object, the argument check, the resolver, ``complete_value``),
+about 10 us per field in CPython, which made a page of keys cost twice the plain route
+(bench/PROPOSALS.md, R5).
+
+:class:`RowExecution` completes an object at once when every field selected on it is a
+leaf (scalar or enum) that strawberry itself resolves as a plain attribute read: a field
+without a resolver, permission classes or field extensions (strawberry marks the resolver
+it makes for those ``_is_default``; it ignores the info and arguments it is given). The
+value is the attribute, coerced by the field's type exactly as ``complete_leaf_value``
+does. Anything else takes graphql-core's own path: a field with a resolver, an object or
+list field, field middleware, and also any row where a value is null for a non-null
+field, a coercion fails or the read raises: that row is executed again the usual way
+(the reads have no side effects), so errors keep their messages, paths and locations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    Undefined,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetails
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+from graphql_schema.validation import SuggestionFreeExecution
+
+# (response name, the field's default resolver or None for __typename, the attribute it
+# reads, the field's leaf type, non-null)
+Plan = tuple[tuple[str, Any, str, GraphQLLeafType | None, bool], ...]
+_NO_PLAN: Plan = ()
+DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+
+
+def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[FieldDetails]]) -> Plan:
+    """How to complete an object of ``parent_type`` at once, or ``_NO_PLAN``."""
+    steps: list[tuple[str, Any, str, GraphQLLeafType | None, bool]] = []
+    fields = parent_type.fields
+    for response_name, details in grouped_field_set.items():
+        name = details[0].node.name.value
+        if name == "__typename":
+            steps.append((response_name, None, "", None, True))
+            continue
+        field = fields.get(name)
+        if field is None or not getattr(field.resolve, "_is_default", False):
+            return _NO_PLAN
+        definition = field.extensions.get(DEFINITION)
+        if not isinstance(definition, StrawberryField):
+            return _NO_PLAN
+        return_type = field.type
+        non_null = isinstance(return_type, GraphQLNonNull)
+        leaf = return_type.of_type if non_null else return_type
+        if not is_leaf_type(leaf):
+            return _NO_PLAN
+        # What strawberry's resolver for such a field does: default_resolver(source, name).
+        steps.append(
+            (response_name, definition.default_resolver, definition.python_name, leaf, non_null)
+        )
+    return tuple(steps)
+
+
+class RowExecution(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor, completing rows of plain leaf fields in one step."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # By the identity of graphql-core's memoized field set (the same object for every
+        # row of a list); the set is kept alive with its plan, so its id is not reused.
+        self._plans: dict[tuple[str, int], tuple[object, Plan]] = {}
+
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of such rows, each completed in one step (no path, no per-row calls);
+        any other list, a list holding a null or a row that needs the usual path, or a
+        streamed list: graphql-core's own completion."""
+        rows = None
+        if (
+            isinstance(items, list | tuple)
+            and self.get_stream_usage(field_details_list, path) is None
+        ):
+            rows = self._rows(item_type, field_details_list, info, items)
+        if rows is not None:
+            return rows
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _rows(
+        self, item_type: Any, field_details_list: Any, info: Any, items: Any
+    ) -> list[dict[str, Any]] | None:
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        grouped_field_set, new_defer_usages, *_ = self.collect_subfields(
+            object_type, field_details_list
+        )
+        if new_defer_usages:
+            return None
+        plan = self._plan_of(object_type, grouped_field_set)
+        if not plan:
+            return None
+        is_type_of = object_type.is_type_of
+        rows = []
+        for item in items:
+            if item is None:
+                return None
+            if is_type_of is not None and is_type_of(item, info) is not True:
+                return None  # False (an error) or awaitable: the usual path decides
+            row = self._row(plan, object_type, item)
+            if row is None:
+                return None
+            rows.append(row)
+        return rows
+
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return _NO_PLAN
+        key = (parent_type.name, id(grouped_field_set))
+        known = self._plans.get(key)
+        if known is None:
+            known = (grouped_field_set, _plan(parent_type, grouped_field_set))
+            self._plans[key] = known
+        return known[1]
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        plan = self._plan_of(parent_type, grouped_field_set)
+        if plan:
+            row = self._row(plan, parent_type, source_value)
+            if row is not None:
+                return row
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    @staticmethod
+    def _row(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> dict[str, Any] | None:
+        """The completed object, or None when graphql-core must do it (and any error)."""
+        row: dict[str, Any] = {}
+        try:
+            for response_name, resolve, attribute, leaf, non_null in plan:
+                if leaf is None:
+                    row[response_name] = parent_type.name
+                    continue
+                value = resolve(source, attribute)
+                if value is None:
+                    if non_null:
+                        return None
+                    row[response_name] = None
+                    continue
+                coerced = leaf.coerce_output_value(value)
+                if coerced is Undefined or coerced is None:
+                    return None
+                row[response_name] = coerced
+        except Exception:  # the usual path reports it, with its path and location
+            return None
+        return row
+
+
+class SuggestionFreeRowExecution(RowExecution, SuggestionFreeExecution):
+    """:class:`RowExecution` without "Did you mean" hints (``field_suggestions`` off)."""
