@@ -1,4 +1,10 @@
-"""Demo data that looks like a real customer: keys, users, sources, 90 days of traffic."""
+"""Demo data that looks like a real customer: keys, users, sources, 90 days of traffic.
+
+It shows what the dashboard is for (docs/spikes.md): one spike day, twelve days ago, driven
+by one key (``key_enrichment``) on one endpoint (``prospecting/contact/enrich``); and one key
+(``key_dedupe``) that burns most of its credits on calls that found nothing (404s, and 200s
+sent with ``"outcome": "no_result"``, charged in full).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,10 @@ KEYS = (
     ("key_enrichment", "Enrichment job", "api", 0.30),
     ("key_prospecting", "Prospecting tool", "browser_extension", 0.20),
     ("key_legacy", "Legacy script (revoked)", "api", 0.05),
+    ("key_dedupe", "Dedupe checker", "crm_integration", 0.08),
 )
+# The dedupe checker looks up people the CRM already has: most lookups find nothing.
+DEDUPE_FOUND = 0.25
 KEY_NAMES = {key: name for key, name, _, _ in KEYS}
 PEOPLE = (
     ("u_lena", "Lena Vogel"),
@@ -88,7 +97,9 @@ def _events(now: datetime, rng: random.Random) -> list[dict[str, object]]:
                 )
             if key_id == "key_legacy" and hour > now - timedelta(days=30):
                 key_id = "key_crm_sync"
-            found = rng.random() < 0.8
+            if key_id == "key_dedupe":
+                endpoint, cost = "/v2/person/match", 2
+            found = rng.random() < (DEDUPE_FOUND if key_id == "key_dedupe" else 0.8)
             number += 1
             at = hour + timedelta(seconds=rng.randrange(3600))
             if at >= now:
@@ -103,6 +114,9 @@ def _events(now: datetime, rng: random.Random) -> list[dict[str, object]]:
                 "credits": cost if found else min(cost, 1),
                 "timestamp": at.isoformat(),
             }
+            if key_id == "key_dedupe" and not found and rng.random() < 0.5:
+                # The match endpoint answers 200 with an empty match and charges it in full.
+                event["status"], event["credits"], event["outcome"] = 200, cost, "no_result"
             if source != "crm_integration":
                 person = rng.choice(PEOPLE)
                 event["user"] = {"id": person[0], "name": person[1]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class Dimension(IntEnum):
@@ -13,3 +13,13 @@ class Dimension(IntEnum):
     ENDPOINT = 1
     SOURCE = 2
     USER = 3  # by users.id; calls without a user form their own row
+
+
+class UsageDimension(Enum):
+    """What a spike's drivers are grouped by (``SpikeDriver.dimension``): the report's
+    breakdowns, API keys included (stored per key, not as a ``Dimension``)."""
+
+    API_KEY = "API_KEY"
+    ENDPOINT = "ENDPOINT"
+    SOURCE = "SOURCE"
+    USER = "USER"

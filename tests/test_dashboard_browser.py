@@ -43,6 +43,7 @@ USAGE = f"""query($timeRange: TimeRangeInput!, $keyId: ID, $granularity: Granula
     bySource {{ source {ROW} }}
     byUser {{ user {{ name }} {ROW} }}
     byApiKey {{ apiKey {{ name }} {ROW} }}
+    byOutcome {{ outcome {ROW} }}
     series(granularity: $granularity) {{ start calls creditsConsumed }}
   }} }}
 }}"""
@@ -204,6 +205,19 @@ def assert_rows(shown: list[list[str]], api_rows: list[dict], name) -> None:  # 
         assert abs(float(cells[3][:-1]) - row["percentOfTotal"]) <= 0.051
 
 
+OUTCOME_NAMES = {
+    "SUCCESS": "Success",
+    "NO_RESULT": "No result (404 or nothing found)",
+    "RATE_LIMITED": "Rate limited (429)",
+    "CLIENT_ERROR": "Client error (4xx)",
+    "SERVER_ERROR": "Server error (5xx)",
+}
+
+
+def outcome_name(row: dict) -> str:
+    return OUTCOME_NAMES[row["outcome"]]
+
+
 def user_name(row: dict) -> str:
     return row["user"]["name"] if row["user"] else "Not attributed to a user"
 
@@ -223,6 +237,9 @@ def assert_page_matches_api(
     assert_rows(rows_of(page, "endpoint-table"), usage["byEndpoint"], lambda r: r["endpoint"])
     assert_rows(rows_of(page, "source-table"), usage["bySource"], lambda r: r["source"])
     assert_rows(rows_of(page, "user-table"), usage["byUser"], user_name)
+    assert_rows(rows_of(page, "outcome-table"), usage["byOutcome"], outcome_name)
+    wasted = sum(r["creditsConsumed"] for r in usage["byOutcome"] if r["outcome"] == "NO_RESULT")
+    assert page.inner_text("#outcome-no-result").startswith(f"{wasted:,}")
     series = rows_of(page, "series-table")
     assert [cells[1:] for cells in series] == [
         [f"{b['calls']:,}", f"{b['creditsConsumed']:,}"] for b in usage["series"]
@@ -284,6 +301,58 @@ def test_admin_sees_the_apis_figures_across_controls_tabs_and_key_filter(open_pa
     assert page.get_attribute("#tab-user", "aria-selected") == "true"
     page.go_back()  # Back undoes the last change
     assert_page_matches_api(page, served, "LAST_90_DAYS", "WEEK", "key_enrichment", "Asia/Kolkata")
+    watched.assert_clean()
+
+
+SPIKES = """query($timeRange: TimeRangeInput!, $granularity: Granularity!) {
+  organization { usage(timeRange: $timeRange) { spikes(granularity: $granularity) {
+    start creditsConsumed expectedCredits excessCredits
+    drivers { dimension value apiKey { name } excessCredits }
+  } } }
+}"""
+
+
+def test_spikes_are_marked_on_the_chart_and_explained(open_page, served):
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{served.base}/#token={served.tokens.admin}")
+    wait_for_report(page, "LAST_30_DAYS", "DAY", "", "Europe/Berlin")
+    variables = {"timeRange": {"preset": "LAST_30_DAYS"}, "granularity": "DAY"}
+    spikes = served.api(served.tokens.admin, SPIKES, variables)["data"]["organization"]["usage"][
+        "spikes"
+    ]
+    assert spikes  # the demo's spike day
+    assert page.get_attribute("#chart", "data-spikes") == str(len(spikes))
+    items = page.eval_on_selector_all("#spike-list li", "items => items.map(i => i.textContent)")
+    assert len(items) == len(spikes)
+    for text, spike in zip(items, spikes, strict=True):
+        assert f"{spike['creditsConsumed']:,} credits" in text
+        assert f"expected {spike['expectedCredits']:,}" in text
+    biggest = max(range(len(spikes)), key=lambda at: spikes[at]["excessCredits"])
+    assert "API key: Enrichment job" in items[biggest]
+    assert "Endpoint: prospecting/contact/enrich" in items[biggest]
+    assert "Spikes marked" in page.get_attribute("#chart", "aria-label")
+    # The CSV of the view: the same controls, the endpoint table per bucket.
+    href = page.get_attribute("#download-csv", "href")
+    assert href.startswith("/v1/exports/usage.csv?")
+    for part in ("preset=LAST_30_DAYS", "timezone=Europe%2FBerlin", "groupBy=endpoint"):
+        assert part in href
+    assert "granularity=DAY" in href
+    # The button saves the export of this view, fetched with the token.
+    with page.expect_download() as started:
+        page.click("#download-csv")
+    saved = started.value
+    assert saved.suggested_filename.startswith("usage-acme-")
+    assert saved.suggested_filename.endswith("-by-endpoint-day.csv")
+    header = Path(saved.path()).read_text(encoding="utf-8").splitlines()[0]
+    assert header == "bucket_start,bucket_end,endpoint,calls,credits_consumed,percent_of_total"
+    # Hourly: marks without drivers (their cost would multiply by every hour of the range).
+    page.click("label[for=g-hour]")
+    wait_for_report(page, "LAST_30_DAYS", "HOUR", "", "Europe/Berlin")
+    assert page.get_attribute("#chart", "data-spikes") is not None
+    assert "granularity=HOUR" in page.get_attribute("#download-csv", "href")
+    assert "not available" not in page.inner_text("#spike-note")
+    watched.shot("dashboard-spikes")
     watched.assert_clean()
 
 

@@ -10,6 +10,8 @@ holds by how long it may be:
   else assumed to be ``max_series_points``;
 * a list with a ``limit`` argument (a breakdown) has at most ``limit`` rows (default
   ``max_page_size``) plus the one row that sums the rest;
+* a list bounded by construction says so with ``metadata={"max_length": n}`` on its
+  strawberry field (a spike's drivers, the rows per call outcome);
 * any other list counts as a full page (``max_page_size``).
 
 Nested lists multiply. Introspection fields cost nothing: their size is bounded by the
@@ -194,6 +196,9 @@ class _Estimator:
             return 1
         if "granularity" in field.args:
             return self.points(scope, self.argument(field, node, "granularity"))
+        bound = _max_length(field)
+        if bound is not None:
+            return bound
         if "limit" in field.args:
             # The listed rows, and the one that sums the rest (resolvers.usage.row_limit
             # refuses a limit out of range; price it as the default until then).
@@ -232,6 +237,14 @@ class _Estimator:
 def _member(vocabulary: type[E], name: Any) -> E | None:
     """The member named ``name`` (as a variable or literal gives it), if there is one."""
     return vocabulary.__members__.get(str(name))
+
+
+def _max_length(field: GraphQLField) -> int | None:
+    """The length a list field declares it never exceeds, if it does."""
+    definition = (field.extensions or {}).get("strawberry-definition")
+    bound = getattr(definition, "metadata", None) or {}
+    found = bound.get("max_length")
+    return found if isinstance(found, int) else None
 
 
 def _is_list(type_: GraphQLOutputType) -> bool:

@@ -19,6 +19,8 @@ from resolvers.usage import ReportScope
 
 if TYPE_CHECKING:
     from graphql_schema.types.api_key import ApiKey
+    from graphql_schema.types.outcomes import OutcomeUsage
+    from graphql_schema.types.spikes import UsageSpike
     from graphql_schema.types.viewer import User
 
 PERCENT_DIGITS = 4
@@ -366,3 +368,37 @@ class UsageReport:
             calls_percent=_change(now.calls, before.calls),
             credits_percent=_change(now.credits, before.credits),
         )
+
+    @strawberry.field(
+        description=(
+            "Buckets of the series whose credits stand out from a robust baseline of the "
+            "buckets before them (the same weekday for DAY, the same weekday and hour for "
+            "HOUR), with what drove them. Method and parameters: docs/spikes.md."
+        )
+    )
+    async def spikes(
+        self, info: Info[Context, None], granularity: Granularity
+    ) -> list[Annotated[UsageSpike, strawberry.lazy("graphql_schema.types.spikes")]]:
+        from graphql_schema.types.spikes import UsageSpike
+        from resolvers.spikes import analyse
+
+        analysis = await analyse(info.context, self.scope, granularity)
+        return [UsageSpike(analysis=analysis, row=row) for row in analysis.spikes]
+
+    @strawberry.field(
+        description=(
+            "Calls and credits per call outcome (SUCCESS, NO_RESULT, RATE_LIMITED, "
+            "CLIENT_ERROR, SERVER_ERROR), one row per outcome with calls: credits on calls "
+            "without result or that failed are what integrations can save."
+        ),
+        # One row per outcome at most (graphql_schema.types.outcomes.MAX_OUTCOMES; a test
+        # checks they agree): what the cost estimate may assume.
+        metadata={"max_length": 5},
+    )
+    async def by_outcome(
+        self, info: Info[Context, None]
+    ) -> list[Annotated[OutcomeUsage, strawberry.lazy("graphql_schema.types.outcomes")]]:
+        from graphql_schema.types.outcomes import OutcomeUsage
+        from resolvers.outcomes import by_outcome
+
+        return [OutcomeUsage.of(share) for share in await by_outcome(info.context, self.scope)]

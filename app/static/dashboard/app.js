@@ -2,9 +2,11 @@
 // the public GraphQL API with the reader's token (docs/dashboard.md).
 import { ApiError, graphql } from "./api.js";
 import { chartTitle, drawChart } from "./chart.js";
-import { bucket, change, date, dayRange, integer } from "./format.js";
+import { download, exportUrl } from "./export.js";
+import { bucket, change, date, dayRange, integer, share } from "./format.js";
 import { renderAlerts } from "./alerts.js";
-import { ALERTS, HEADER, KEYS, POOL, USAGE } from "./queries.js";
+import { ALERTS, HEADER, KEYS, POOL, SPIKES, SPIKES_ONLY, USAGE } from "./queries.js";
+import { renderSpikes } from "./spikes.js";
 import { PRESETS, forgetToken, keepToken, readState, takeToken, writeState } from "./state.js";
 import { followUsage } from "./live.js";
 import { fillTable } from "./tables.js";
@@ -163,10 +165,16 @@ function renderSummary(report) {
       : `${previous}${calls === null ? "" : ` (calls ${change(calls)})`}`;
 }
 
-function renderSeries(report) {
+function renderSeries(report, spikes) {
   const zone = report.range.timezone;
   $("chart-title").textContent = chartTitle(state.granularity);
-  drawChart($("chart"), $("chart-readout"), report.series, state.granularity, zone);
+  drawChart($("chart"), $("chart-readout"), report.series, spikes.value || [], state.granularity, zone);
+  if (spikes.error) {
+    $("spike-list").replaceChildren();
+    $("spike-note").textContent = `Spikes are not available: ${spikes.error.message}`;
+  } else {
+    renderSpikes($("spike-list"), $("spike-note"), spikes.value, state.granularity, zone);
+  }
   const body = $("series-table").tBodies[0];
   body.replaceChildren(
     ...report.series.map((b) => {
@@ -186,6 +194,29 @@ function renderSeries(report) {
   );
 }
 
+const OUTCOME_NAMES = {
+  SUCCESS: "Success",
+  NO_RESULT: "No result (404 or nothing found)",
+  RATE_LIMITED: "Rate limited (429)",
+  CLIENT_ERROR: "Client error (4xx)",
+  SERVER_ERROR: "Server error (5xx)",
+};
+const FAILED = new Set(["RATE_LIMITED", "CLIENT_ERROR", "SERVER_ERROR"]);
+
+// The two figures an admin optimises: credits on calls that found nothing, and on failures.
+function renderWaste(report) {
+  const total = Number(report.creditsConsumed);
+  let noResult = 0;
+  let failed = 0;
+  for (const row of report.byOutcome) {
+    if (row.outcome === "NO_RESULT") noResult += Number(row.creditsConsumed);
+    if (FAILED.has(row.outcome)) failed += Number(row.creditsConsumed);
+  }
+  const part = (credits) => (total > 0 ? ` (${share((100 * credits) / total)})` : "");
+  $("outcome-no-result").textContent = `${integer(noResult)}${part(noResult)}`;
+  $("outcome-failed").textContent = `${integer(failed)}${part(failed)}`;
+}
+
 function renderTables(report) {
   fillTable($("endpoint-table"), report.byEndpoint, (row) => ({ text: row.endpoint }));
   fillTable($("source-table"), report.bySource, (row) => ({ text: row.source }));
@@ -195,6 +226,8 @@ function renderTables(report) {
   fillTable($("key-table"), report.byApiKey, (row) =>
     row.apiKey ? { text: row.apiKey.name } : { text: "Without an API key", muted: true },
   );
+  fillTable($("outcome-table"), report.byOutcome, (row) => ({ text: OUTCOME_NAMES[row.outcome] || row.outcome }));
+  renderWaste(report);
   const empty = report.byEndpoint.length === 0;
   $("endpoint-empty").hidden = !empty;
   $("breakdown-empty").hidden = !empty;
@@ -205,16 +238,24 @@ async function loadReport() {
   const report = $("report");
   report.setAttribute("aria-busy", "true");
   try {
-    const data = await graphql(token, USAGE, {
+    $("download-csv").href = exportUrl(state);
+    const variables = {
       timeRange: { preset: state.range, timezone: state.timezone },
       keyId: state.key || null,
       granularity: state.granularity,
-    });
+    };
+    const spiking = settle(
+      graphql(token, state.granularity === "HOUR" ? SPIKES_ONLY : SPIKES, variables).then(
+        (answer) => answer.organization.usage.spikes,
+      ),
+    );
+    const data = await graphql(token, USAGE, variables);
+    const spikes = await spiking;
     if (request !== reportRequest) return; // a newer setting already asked again
     const usage = data.organization.usage;
     $("report-error").hidden = true;
     renderSummary(usage);
-    renderSeries(usage);
+    renderSeries(usage, spikes);
     renderTables(usage);
     const asked = `${state.range}|${state.granularity}|${state.key}`;
     report.dataset.loaded = `${asked}|${usage.range.timezone}`;
@@ -255,6 +296,15 @@ function wireControls() {
   $("granularity").addEventListener("change", (e) => update("granularity", e.target.value));
   $("controls").addEventListener("submit", (e) => e.preventDefault());
   setUpTabs($("tabs"), (tab) => update("tab", tab));
+  $("download-csv").addEventListener("click", (event) => {
+    event.preventDefault();
+    download(event.currentTarget.href, token).catch((error) =>
+      handleFailure(error, (message) => {
+        $("report-error").textContent = message;
+        $("report-error").hidden = false;
+      }),
+    );
+  });
   window.addEventListener("popstate", () => {
     if (!organization || !token) return;
     state = readState(organization.timezone);
@@ -288,6 +338,7 @@ async function start() {
   renderHeader(named.value);
   state = { ...state, timezone: state.timezone || organization.timezone };
   writeState(state, organization.timezone, false);
+  $("download-csv").href = exportUrl(state);
   renderZoneOptions();
   // The pool is a panel that members and Free admins are refused: they see the API's
   // message rather than an empty dashboard.

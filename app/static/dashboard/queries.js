@@ -37,12 +37,29 @@ export const USAGE = `query DashboardUsage(
       bySource { source ${ROW} }
       byUser { user { id name } ${ROW} }
       byApiKey { apiKey { id name } ${ROW} }
+      byOutcome { outcome ${ROW} }
       series(granularity: $granularity) { start end calls creditsConsumed }
       previous { calls creditsConsumed }
       change { callsPercent creditsPercent }
     }
   }
 }`;
+
+// Spikes in their own request: a failure (or a refused cost) leaves the report standing.
+// Hourly spikes over long ranges come without drivers, which would multiply the cost.
+const SPIKE = "start end creditsConsumed expectedCredits excessCredits";
+const DRIVERS = "drivers { dimension value apiKey { name } user { name } excessCredits shareOfExcess }";
+
+function spikesQuery(name, fields) {
+  return `query ${name}($timeRange: TimeRangeInput!, $keyId: ID, $granularity: Granularity!) {
+  organization {
+    usage(timeRange: $timeRange, keyId: $keyId) { spikes(granularity: $granularity) { ${fields} } }
+  }
+}`;
+}
+
+export const SPIKES = spikesQuery("DashboardSpikes", `${SPIKE} ${DRIVERS}`);
+export const SPIKES_ONLY = spikesQuery("DashboardSpikesOnly", SPIKE);
 
 export const ALERTS = `query DashboardAlerts {
   organization {
