@@ -29,10 +29,14 @@ KeyTimeRange = Annotated[TimeRangeInput, strawberry.argument(name="timeRange")]
 )
 class ApiKey:
     record: strawberry.Private[ApiKeyRecord]
+    # A plain attribute, filled from the record, so it takes strawberry's basic-field path
+    # (no Info object, no extension resolver) once per key of a page (PROPOSALS.md, R16).
+    id: strawberry.ID = strawberry.field(
+        default=strawberry.ID(""), description="The key's id, as the API platform names it."
+    )
 
-    @strawberry.field(description="The key's id, as the API platform names it.")
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.external_id)
+    def __post_init__(self) -> None:
+        self.id = strawberry.ID(self.record.external_id)
 
     @strawberry.field(description="Display name.")
     def name(self) -> str:
