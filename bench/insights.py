@@ -43,6 +43,12 @@ QUERIES = {
     "{ spikes(granularity: HOUR) { start excessCredits } } } }",
     "byOutcome": f"{{ organization {{ usage(timeRange: {RANGE}) "
     "{ byOutcome { outcome calls creditsConsumed percentOfTotal } } } }",
+    "endpointUsage, outcomes: [NO_RESULT]": f"{{ organization {{ endpointUsage(timeRange: "
+    f"{RANGE}, outcomes: [NO_RESULT]) {{ endpoint calls creditsConsumed }} }} }}",
+    "change, THIS_MONTH": "{ organization { usage(timeRange: {preset: THIS_MONTH}) "
+    "{ change { creditsPercent } } } }",
+    "change(alignment: TO_DATE), THIS_MONTH": "{ organization { usage(timeRange: "
+    "{preset: THIS_MONTH}) { change(alignment: TO_DATE) { creditsPercent } } } }",
 }
 
 statements = 0
@@ -85,7 +91,7 @@ async def main(described: dict[str, Any], name: str, runs: int) -> None:
                         continue
                     if run < 3:  # warm-up
                         counted[label] = statements - before
-                        answers[label] = body["data"]["organization"]["usage"]
+                        answers[label] = next(iter(body["data"]["organization"].values()))
                         continue
                     timings[label].append(elapsed * 1000)
     print(f"Dataset {name}: {described['organization']}, LAST_30_DAYS unless said.\n")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import strawberry
+from strawberry.types.arguments import InputContext
 
 from domain.time_range import TimeRangeArgs
 from graphql_schema.enums import TimeRangePreset
@@ -35,3 +38,26 @@ class TimeRangeInput:
 
     def to_args(self) -> TimeRangeArgs:
         return TimeRangeArgs(self.preset, self.start, self.end, self.timezone)
+
+
+# Every field of the input is a leaf that graphql-core has already parsed (the enum member,
+# the datetimes, the string), so building the instance is a keyword call. Strawberry's own
+# conversion resolves each field's annotation and camel-cases its name on every call: for a
+# page of 50 keys each with `endpointUsage(timeRange:)` that was 200 name conversions a
+# request (bench/PROPOSALS.md, R12). GraphQL name -> Python name, checked against the schema
+# by tests/test_time_range_input.py so a new field cannot be missed.
+TIME_RANGE_FIELDS = (
+    ("preset", "preset"),
+    ("start", "start"),
+    ("end", "end"),
+    ("timezone", "timezone"),
+)
+
+
+def _time_range_from_input(
+    cls: type[TimeRangeInput], value: Mapping[str, Any], context: InputContext
+) -> TimeRangeInput:
+    return cls(**{python: value[name] for name, python in TIME_RANGE_FIELDS if name in value})
+
+
+TimeRangeInput.__strawberry_definition__.from_input = _time_range_from_input  # type: ignore[attr-defined]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -14,6 +16,10 @@ from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, U
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
 
+# The argument's published name, given so strawberry does not camel-case `time_range` once
+# per key of a page on every request (bench/PROPOSALS.md, R13); the schema is unchanged.
+KeyTimeRange = Annotated[TimeRangeInput, strawberry.argument(name="timeRange")]
+
 
 @strawberry.type(
     description=(
@@ -23,10 +29,14 @@ from resolvers.context import Context
 )
 class ApiKey:
     record: strawberry.Private[ApiKeyRecord]
+    # A plain attribute, filled from the record, so it takes strawberry's basic-field path
+    # (no Info object, no extension resolver) once per key of a page (PROPOSALS.md, R16).
+    id: strawberry.ID = strawberry.field(
+        default=strawberry.ID(""), description="The key's id, as the API platform names it."
+    )
 
-    @strawberry.field(description="The key's id, as the API platform names it.")
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.external_id)
+    def __post_init__(self) -> None:
+        self.id = strawberry.ID(self.record.external_id)
 
     @strawberry.field(description="Display name.")
     def name(self) -> str:
@@ -66,22 +76,36 @@ class ApiKey:
         )
         + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
+        graphql_type=list[EndpointUsage] | None,
     )
-    async def endpoint_usage(
+    def endpoint_usage(
         self,
         info: Info[Context, None],
-        time_range: TimeRangeInput,
+        time_range: KeyTimeRange,
         outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
+    ) -> Awaitable[list[EndpointUsage] | None]:
+        # A plain function returning the coroutine, so strawberry takes its synchronous
+        # path (the permission classes checked without a coroutine of their own, no
+        # await_maybe layers) once per key of a page; graphql-core awaits the result, and an
+        # error raised in it lands at this path as before (bench/PROPOSALS.md, R14).
+        return self._endpoint_usage(info.context, time_range, outcomes, limit)
+
+    async def _endpoint_usage(
+        self,
+        context: Context,
+        time_range: TimeRangeInput,
+        outcomes: OutcomeFilter,
+        limit: int | None,
     ) -> list[EndpointUsage] | None:
         report = await usage_resolvers.scope(
-            info.context,
-            info.context.organization,
+            context,
+            context.organization,
             time_range.to_args(),
             api_key_id=self.record.id,
             outcomes=outcomes,
         )
-        limited = await usage_resolvers.endpoint_usage_of_key(info.context, report, limit=limit)
+        limited = await usage_resolvers.endpoint_usage_of_key(context, report, limit=limit)
         return EndpointUsage.rows(limited)
 
     @strawberry.field(
@@ -89,7 +113,7 @@ class ApiKey:
         permission_classes=ADMIN_ON_PAID_PLAN,
     )
     async def usage(
-        self, info: Info[Context, None], time_range: TimeRangeInput, outcomes: OutcomeFilter = None
+        self, info: Info[Context, None], time_range: KeyTimeRange, outcomes: OutcomeFilter = None
     ) -> UsageReport | None:
         report = await usage_resolvers.scope(
             info.context,
