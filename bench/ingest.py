@@ -247,7 +247,9 @@ class Scratch:
             rolled = (
                 await conn.execute(
                     text(
-                        "SELECT sum(credits) FROM usage_rollups WHERE grain = 900 AND dimension = 0"
+                        "SELECT sum(credits) FROM usage_rollups "
+                        "WHERE grain = 900 AND dimension = 0 "
+                        "AND api_key_id <> -1"
                     )
                 )
             ).scalar_one()
