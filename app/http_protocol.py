@@ -31,7 +31,7 @@ from functools import cache
 from typing import Any
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,13 +73,20 @@ def _timeout_answer(seconds: float) -> bytes:
     return head.encode() + body
 
 
-class HeaderTimeoutProtocol(H11Protocol):
-    """``H11Protocol`` that closes connections whose request headers are late."""
+class _HeaderDeadline(asyncio.Protocol):
+    """The header deadline both HTTP protocols share (placed before uvicorn's protocol in
+    the bases); each says when a request's headers are still arriving."""
 
     _header_deadline: asyncio.TimerHandle | None = None
     _upgraded = False
+    # Set by uvicorn's protocols (annotations only: nothing here shadows them).
+    cycle: Any
+    transport: Any
+    loop: Any
+    client: Any
+    _unset_keepalive_if_required: Any
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._watch_headers()
 
@@ -87,26 +94,25 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().data_received(data)
         self._watch_headers()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._watch_headers()
-
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        # The connection now belongs to the WebSocket protocol: no more HTTP deadlines.
-        self._upgraded = True
-        self._disarm()
-        super().handle_websocket_upgrade(event)
-
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _headers_pending(self) -> bool:
+        """Whether part of a request (its line or headers) has arrived and not all of it."""
+        raise NotImplementedError
+
+    def _upgrade(self) -> None:
+        # The connection now belongs to the WebSocket protocol: no more HTTP deadlines.
+        self._upgraded = True
+        self._disarm()
 
     def _watch_headers(self) -> None:
         """Armed while no request is in the application's hands: before the headers of a
         request are complete, and after its answer (a client trickling the rest of a body
         the application did not need is held to the same deadline)."""
         # uvicorn types ``cycle`` as always set; it is None until the first request.
-        cycle: RequestResponseCycle | None = self.cycle
+        cycle = self.cycle
         idle = cycle is None or cycle.response_complete
         waiting = idle and not self._upgraded and not self.transport.is_closing()
         if waiting and self._header_deadline is None:
@@ -125,8 +131,7 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._header_deadline = None
         if self.transport.is_closing():
             return
-        pending, _ = self.conn.trailing_data
-        if pending and self.conn.their_state is h11.IDLE:
+        if self._headers_pending():
             seconds = header_timeout_seconds()
             log.info(
                 "request headers timed out",
@@ -137,29 +142,35 @@ class HeaderTimeoutProtocol(H11Protocol):
         self.transport.close()
 
 
+class HeaderTimeoutProtocol(_HeaderDeadline, H11Protocol):
+    """``H11Protocol`` that closes connections whose request headers are late."""
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_headers()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._upgrade()
+        super().handle_websocket_upgrade(event)
+
+    def _headers_pending(self) -> bool:
+        pending, _ = self.conn.trailing_data
+        return bool(pending) and self.conn.their_state is h11.IDLE
+
+
 class HeadersTooLarge(Exception):
     """Request headers over ``MAX_HEADER_BYTES`` (raised inside the parser's callback)."""
 
 
 if HttpToolsProtocol is not None:
 
-    class FastHeaderTimeoutProtocol(HttpToolsProtocol):
+    class FastHeaderTimeoutProtocol(_HeaderDeadline, HttpToolsProtocol):
         """``HttpToolsProtocol`` with the same header deadline, and h11's header size cap."""
 
-        _header_deadline: asyncio.TimerHandle | None = None
-        _upgraded = False
         # Between the first byte of a request and the end of its headers, and the size of
         # the request line and headers so far.
         _in_headers = False
         _header_bytes = 0
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._watch_headers()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._watch_headers()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -190,43 +201,8 @@ if HttpToolsProtocol is not None:
             self._watch_headers()
 
         def handle_websocket_upgrade(self) -> None:
-            # The connection now belongs to the WebSocket protocol: no more HTTP deadlines.
-            self._upgraded = True
-            self._disarm()
+            self._upgrade()
             super().handle_websocket_upgrade()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _watch_headers(self) -> None:
-            """As ``HeaderTimeoutProtocol._watch_headers``."""
-            # uvicorn types ``cycle`` as always set; it is None until the first request.
-            cycle: Any = self.cycle
-            idle = cycle is None or cycle.response_complete
-            waiting = idle and not self._upgraded and not self.transport.is_closing()
-            if waiting and self._header_deadline is None:
-                self._header_deadline = self.loop.call_later(
-                    header_timeout_seconds(), self._headers_late
-                )
-            elif not waiting:
-                self._disarm()
-
-        def _disarm(self) -> None:
-            if self._header_deadline is not None:
-                self._header_deadline.cancel()
-                self._header_deadline = None
-
-        def _headers_late(self) -> None:
-            self._header_deadline = None
-            if self.transport.is_closing():
-                return
-            if self._in_headers:
-                seconds = header_timeout_seconds()
-                log.info(
-                    "request headers timed out",
-                    extra={"client": self.client[0] if self.client else None, "status": 408},
-                )
-                self.transport.write(_timeout_answer(seconds))
-            self._unset_keepalive_if_required()
-            self.transport.close()
+        def _headers_pending(self) -> bool:
+            return self._in_headers
