@@ -25,7 +25,9 @@ from app.rate_limit import Limiter
 from app.settings import Settings
 from db.queries.tokens import Principal, authenticate, hash_token
 from domain.clock import Clock
-from domain.errors import BadRequest, CreditLensError, RateLimited, Unauthenticated
+from domain.errors import BadRequest, CreditLensError, Forbidden, RateLimited, Unauthenticated
+from domain.records import OrganizationRecord, UserRecord
+from domain.scopes import TokenScope
 
 MISSING = (
     "Authentication required: send 'Authorization: Bearer <token>'. "
@@ -77,6 +79,21 @@ async def principal_of(
         conn, token=token, pepper=settings.token_pepper.get_secret_value(), now=clock()
     )
     return principal, INVALID
+
+
+def signed_in_user(
+    request: Request, principal: Principal, *, not_a_user: str
+) -> tuple[UserRecord, OrganizationRecord]:
+    """The user and organization a user token speaks for, named in the request's access log
+    line; ``Forbidden(not_a_user)`` for an ingest token, ``Unauthenticated`` when its user
+    is gone. One rule for every route that reads on a user's behalf."""
+    if principal.scope != TokenScope.USER or principal.user_id is None:
+        raise Forbidden(not_a_user)
+    user, organization = principal.user, principal.organization
+    if user is None or organization is None:
+        raise Unauthenticated("The token's user is gone.")
+    request.state.viewer = f"user:{user.id}@organization:{organization.id}"
+    return user, organization
 
 
 class Authenticator:

@@ -19,15 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from app.auth import Authenticator, AuthRefused
+from app.auth import Authenticator, AuthRefused, signed_in_user
 from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
 from app.export_csv import Export, parameter_of, parse_options, prepare
 from app.rate_limit import Limiter
 from app.settings import Settings
 from db.session import RequestDatabase
 from domain.clock import Clock
-from domain.errors import CreditLensError, Forbidden, RateLimited, Unauthenticated
-from domain.scopes import TokenScope
+from domain.errors import CreditLensError, RateLimited
 from graphql_schema.permissions import usage_refusal
 from resolvers.context import Context, Limits
 
@@ -125,12 +124,10 @@ class ExportRoute:
             principal = await self.authenticator.principal(request, token, db.connection)
         except AuthRefused as refused:
             raise Refusal(refused.error, refused.headers) from refused
-        if principal.scope != TokenScope.USER or principal.user_id is None:
-            raise Refusal(Forbidden(USER_TOKENS_ONLY))
-        user, organization = principal.user, principal.organization
-        if user is None or organization is None:
-            raise Refusal(Unauthenticated("The token's user is gone."))
-        request.state.viewer = f"user:{user.id}@organization:{organization.id}"
+        try:
+            user, organization = signed_in_user(request, principal, not_a_user=USER_TOKENS_ONLY)
+        except CreditLensError as error:
+            raise Refusal(error) from error
         decision = await self.limiter.take(("export", principal.token_id))
         if not decision.allowed:
             raise Refusal(

@@ -23,7 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from app.auth import Authenticator, AuthRefused
+from app.auth import Authenticator, AuthRefused, signed_in_user
 from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
 from app.body import BodyLimits, BodyRefused, check_declared_length, read_body
 from app.graphiql import graphiql_page
@@ -48,13 +48,11 @@ from domain.clock import Clock
 from domain.errors import (
     VALIDATION_FAILED,
     BadRequest,
-    Forbidden,
+    CreditLensError,
     QueryTooComplex,
     RateLimited,
-    Unauthenticated,
     Unavailable,
 )
-from domain.scopes import TokenScope
 from resolvers.context import Context, Limits
 
 INGEST_ONLY = (
@@ -207,12 +205,10 @@ class GraphQLRoute:
             principal = await self.authenticator.principal(request, token, db.connection)
         except AuthRefused as refused:
             raise self._auth_refusal(refused) from refused
-        if principal.scope != TokenScope.USER or principal.user_id is None:
-            raise HTTPRefusal(Forbidden(INGEST_ONLY))
-        user, organization = principal.user, principal.organization
-        if user is None or organization is None:
-            raise HTTPRefusal(Unauthenticated("The token's user is gone."))
-        request.state.viewer = f"user:{user.id}@organization:{organization.id}"
+        try:
+            user, organization = signed_in_user(request, principal, not_a_user=INGEST_ONLY)
+        except CreditLensError as error:
+            raise HTTPRefusal(error) from error
         return Context(
             db=db,
             clock=self.clock,
