@@ -23,6 +23,21 @@ def user_of(event: dict[str, Any]) -> str | None:
     return ref["id"] if isinstance(ref, dict) else ref
 
 
+def outcome_of(event: dict[str, Any]) -> str:
+    """The call outcome of an event, from shared/DESIGN.md's table ("Domain"), written out
+    here rather than taken from domain/outcomes.py so the tests check that module."""
+    status = event["status"]
+    if status == 404:
+        return "NO_RESULT"
+    if status == 429:
+        return "RATE_LIMITED"
+    if 400 <= status < 500:
+        return "CLIENT_ERROR"
+    if status >= 500:
+        return "SERVER_ERROR"
+    return "NO_RESULT" if event.get("outcome") == "no_result" else "SUCCESS"
+
+
 def unique(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """First occurrence of each (organization, id): what exactly-once ingestion stores."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}

@@ -1,5 +1,6 @@
 """UsageReport.byOutcome and the outcomes filter on spikes, against plain Python over the
-raw events (outcomes derived here from DESIGN.md's table, not from domain/outcomes.py)."""
+raw events (outcomes derived by ``oracle.outcome_of`` from DESIGN.md's table, not by
+domain/outcomes.py)."""
 
 from __future__ import annotations
 
@@ -28,19 +29,6 @@ query($range: TimeRangeInput!, $key: ID, $outcomes: [CallOutcome!]) {
 }
 """
 STATUSES = (200, 201, 304, 404, 429, 400, 401, 500, 503)
-
-
-def outcome(item) -> str:
-    status = item["status"]
-    if status == 404:
-        return "NO_RESULT"
-    if status == 429:
-        return "RATE_LIMITED"
-    if 400 <= status < 500:
-        return "CLIENT_ERROR"
-    if status >= 500:
-        return "SERVER_ERROR"
-    return "NO_RESULT" if item.get("outcome") == "no_result" else "SUCCESS"
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ async def test_by_outcome_matches_the_raw_events(client, tenant, ingest, key):
 
     usage = await ask(client, tenant, variables)
 
-    wanted = oracle.table(oracle.select(events, START, END, key), outcome)
+    wanted = oracle.table(oracle.select(events, START, END, key), oracle.outcome_of)
     rows = usage["byOutcome"]
     assert [(r["outcome"], r["calls"], r["creditsConsumed"]) for r in rows] == wanted
     for row, percent in zip(rows, oracle.percents(wanted), strict=True):
@@ -118,8 +106,8 @@ async def test_the_outcomes_filter_keeps_only_those_rows(client, tenant, ingest)
 
     usage = await ask(client, tenant, variables)
 
-    kept = [e for e in events if outcome(e) in {"NO_RESULT", "SERVER_ERROR"}]
-    wanted = oracle.table(oracle.select(kept, START, END), outcome)
+    kept = [e for e in events if oracle.outcome_of(e) in {"NO_RESULT", "SERVER_ERROR"}]
+    wanted = oracle.table(oracle.select(kept, START, END), oracle.outcome_of)
     assert [(r["outcome"], r["calls"], r["creditsConsumed"]) for r in usage["byOutcome"]] == wanted
 
 
@@ -173,7 +161,7 @@ async def test_spikes_of_calls_without_result_only(client, tenant, ingest):
     no_result = await ask_spikes(client, tenant, {**variables, "outcomes": ["NO_RESULT"]})
 
     assert everything == []
-    kept = [e for e in events if outcome(e) == "NO_RESULT"]
+    kept = [e for e in events if oracle.outcome_of(e) == "NO_RESULT"]
     wanted = spike_oracle.spikes(kept, start, end, "UTC", "DAY")
     assert [s["credits"] for s in wanted] == [s["creditsConsumed"] for s in no_result]
     assert [s["start"] for s in no_result] == ["2026-05-13T00:00:00+00:00"]

@@ -44,20 +44,6 @@ query($r: TimeRangeInput!, $o: [CallOutcome!], $key: ID) {
 """
 
 
-def outcome(item) -> str:
-    """DESIGN.md "Domain", written out again for the test."""
-    status = item["status"]
-    if status == 404:
-        return "NO_RESULT"
-    if status == 429:
-        return "RATE_LIMITED"
-    if 400 <= status < 500:
-        return "CLIENT_ERROR"
-    if status >= 500:
-        return "SERVER_ERROR"
-    return "NO_RESULT" if item.get("outcome") == "no_result" else "SUCCESS"
-
-
 def make_events(slug: str) -> list[dict]:
     events = []
     for index in range(300):
@@ -106,7 +92,7 @@ FILTERS = {
 @pytest.mark.parametrize("outcomes", FILTERS.values(), ids=list(FILTERS))
 async def test_every_figure_counts_only_the_chosen_outcomes(client, world, outcomes, key):
     tenant, events = world
-    kept = [e for e in events if outcomes is None or outcome(e) in outcomes]
+    kept = [e for e in events if outcomes is None or oracle.outcome_of(e) in outcomes]
     variables = {"r": explicit(START, END), "o": outcomes, "key": key}
     data = await ask(client, tenant.token, QUERY, variables)
     report = data["usage"]
