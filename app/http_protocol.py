@@ -1,7 +1,6 @@
 """uvicorn's HTTP/1.1 protocol (h11) with a deadline for request headers.
 
-uvicorn bounds the size of request headers (``h11_max_incomplete_event_size``, 16 KiB: 400
-beyond) and the idle time between requests (``timeout_keep_alive``), but not the time a
+uvicorn bounds the idle time between requests (``timeout_keep_alive``), but not the time a
 client may take to send its headers: its keep-alive timer is cancelled by the first byte
 of a request, so a client sending one header byte every few seconds (slowloris) holds its
 connection forever. No database connection is at stake (the application is not called
@@ -17,9 +16,10 @@ because uvicorn loads the protocol by name there.
 Two parsers carry it: :class:`FastHeaderTimeoutProtocol` on httptools (llhttp, in C; what
 ``serve`` uses: about 0.35 ms of CPU less per request than h11 here, bench/PROPOSALS.md R1)
 and :class:`HeaderTimeoutProtocol` on h11 (pure Python; used when httptools is not
-installed). httptools has no bound on the size of request headers, so the fast protocol
-keeps h11's: request headers over ``MAX_HEADER_BYTES`` (16 KiB) are answered 400 and the
-connection closed.
+installed). Both bound the size of a request's target and headers: over
+``MAX_HEADER_BYTES`` (16 KiB) the request is answered 400 and the connection closed.
+httptools has no bound of its own, and h11's (``max_incomplete_event_size``) only holds
+while the headers are incomplete, so headers arriving in one read escaped it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from domain.errors import RequestTimeout
 log = logging.getLogger("creditlens.http")
 NAME = "app.http_protocol:HeaderTimeoutProtocol"
 FAST_NAME = "app.http_protocol:FastHeaderTimeoutProtocol"
-# h11's bound on an incomplete event (its default), kept on httptools for request headers.
+# The bound on a request's target and headers, on both parsers (h11's default bound).
 MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -142,8 +142,33 @@ class _HeaderDeadline(asyncio.Protocol):
         self.transport.close()
 
 
+class _BoundedConnection(h11.Connection):
+    """h11's connection with a bound on a request's headers as received.
+
+    h11's own bound (``max_incomplete_event_size``) only applies while a request is still
+    incomplete: headers of 17 KiB arriving in one read were accepted. This bound counts
+    the target and the headers of every request, as the httptools protocol does.
+    """
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            size = len(event.target) + sum(
+                len(name) + len(value) + 4 for name, value in event.headers.raw_items()
+            )
+            if size > MAX_HEADER_BYTES:
+                # uvicorn answers a protocol error with 400 and closes the connection.
+                raise h11.RemoteProtocolError(f"request headers over {MAX_HEADER_BYTES} bytes")
+        return event
+
+
 class HeaderTimeoutProtocol(_HeaderDeadline, H11Protocol):
-    """``H11Protocol`` that closes connections whose request headers are late."""
+    """``H11Protocol`` that closes connections whose request headers are late, and bounds
+    their size as the httptools protocol does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _BoundedConnection(h11.SERVER, MAX_HEADER_BYTES)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,17 +69,34 @@ async def _trickle(
         writer.close()
 
 
-@pytest.fixture(scope="module")
-def server(database_url, tmp_path_factory):
-    """One server for the module (starting one takes seconds); no test here depends on
-    another's requests."""
+# Both HTTP parsers `serve` can run: httptools (what it picks when installed) and h11 (its
+# fallback, app/http_protocol.py). For h11 the server starts with an `httptools` package
+# first on its path that fails to import, as on a machine without it.
+PARSERS = ["httptools", "h11"]
+NO_HTTPTOOLS = 'raise ImportError("httptools hidden: this server must fall back to h11")\n'
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def server(request, database_url, tmp_path_factory):
+    """One server per parser for the module (starting one takes seconds); no test here
+    depends on another's requests."""
+    folder = tmp_path_factory.mktemp(f"server-{request.param}")
+    environment = {}
+    if request.param == "h11":
+        (folder / "httptools").mkdir()
+        (folder / "httptools" / "__init__.py").write_text(NO_HTTPTOOLS)
+        environment["PYTHONPATH"] = str(folder)
     with live_server(
         database_url,
-        tmp_path_factory.mktemp("server") / "server.log",
+        folder / "server.log",
+        environment=environment,
         pool_size=2,
         header_timeout_seconds=TIMEOUT,
         body_timeout_seconds=TIMEOUT,
     ) as running:
+        # The parser in use, from the server's own memory map: httptools is a C extension.
+        maps = Path(f"/proc/{running.pid}/maps").read_text()
+        assert ("httptools" in maps) == (request.param == "httptools")
         yield running
 
 
@@ -162,7 +180,8 @@ async def test_a_client_gone_mid_body_is_a_disconnect_not_a_server_error(server,
 
 
 async def test_request_headers_over_16_kib_are_refused(server):
-    """httptools has no bound of its own on header size; the server keeps h11's 16 KiB."""
+    """h11 bounds request headers at 16 KiB; httptools has no bound of its own, so the server
+    keeps h11's there too."""
     head = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
