@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 NO_KEY = 0  # calls made without an API key (the primary key needs no NULL)
-# Hour and day rows summed over every key (keyless calls included): an organization-wide
-# read takes one row per bucket and value, however many keys the organization has. The
-# 15-minute grain has none: it only fills range edges.
+# Rows summed over every key (keyless calls included), at every grain: an organization-wide
+# read takes one row per bucket, value and outcome, however many keys the organization has
+# (the quarter-hour ones since migration 0006, for range edges off the hour).
 ALL_KEYS = -1
