@@ -161,7 +161,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
             span = _range(request, organization)
-            keys, _, _ = await list_api_keys(
+            keys, _ = await list_api_keys(
                 conn,
                 organization_id=organization.id,
                 first=int(request.query_params.get("first", "50")),

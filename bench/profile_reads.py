@@ -90,6 +90,13 @@ def load_app(kind: str, url: str) -> Any:
     os.environ["CREDITLENS_DATABASE_URL"] = url
     os.environ.setdefault("CREDITLENS_RATE_LIMIT_PER_MINUTE", "0")
     if kind == "graphql":
+        # The app's background loops (the rollup folder polls every 0.1 s, the webhook
+        # dispatcher every 0.5 s) would be counted per request in proportion to wall time,
+        # which moves with the machine's load: idle them, so counts are of requests only.
+        import app.folding
+
+        app.folding.POLL_SECONDS = 3600.0
+        os.environ.setdefault("CREDITLENS_WEBHOOK_DISPATCHER", "false")
         from app.main import create_app
 
         return create_app()

@@ -246,8 +246,8 @@ def bench_dataset(
     uvicorn = [python, "-m", "uvicorn"]
     fast = ["--loop", "uvloop", "--http", "httptools"]
     rows: list[dict[str, Any]] = []
-    # As ``creditlens serve`` runs them: this checkout with httptools and uvloop; the
-    # checkout before issue 17 with its h11 protocol on asyncio's loop.
+    # As ``creditlens serve`` runs them: this checkout with httptools and uvloop; a
+    # checkout from before issue 17 with its h11 protocol on asyncio's loop.
     commands = {
         "graphql": (
             [*uvicorn, "app.asgi:app", "--loop", "uvloop", "--http", FAST_PROTOCOL],
@@ -258,8 +258,12 @@ def bench_dataset(
         "floor": ([*uvicorn, "--app-dir", "bench", "floor_app:app", *fast], FLOOR_PORT, ROOT),
     }
     if before is not None:
+        # As that checkout's ``serve`` ran it: httptools and uvloop once it had them (R1).
+        fast_before = "FastHeaderTimeoutProtocol" in (before / "app/http_protocol.py").read_text()
         commands["before"] = (
-            [*uvicorn, "app.asgi:app", "--loop", "asyncio", "--http", H11_PROTOCOL],
+            [*uvicorn, "app.asgi:app", "--loop", "uvloop", "--http", FAST_PROTOCOL]
+            if fast_before
+            else [*uvicorn, "app.asgi:app", "--loop", "asyncio", "--http", H11_PROTOCOL],
             BEFORE_PORT,
             before,
         )

@@ -19,12 +19,19 @@ field, a coercion fails or the read raises: that row is executed again the usual
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import Any
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLString,
     Undefined,
     is_leaf_type,
 )
@@ -37,20 +44,37 @@ from strawberry.types.field import StrawberryField
 from graphql_schema.validation import SuggestionFreeExecution
 
 # (response name, the field's default resolver or None for __typename, the attribute it
-# reads, the field's leaf type, non-null)
-Plan = tuple[tuple[str, Any, str, GraphQLLeafType | None, bool], ...]
+# reads, the field's leaf type, non-null, the Python type its coercion returns unchanged)
+Step = tuple[str, Any, str, GraphQLLeafType | None, bool, type | None]
+Plan = tuple[Step, ...]
 _NO_PLAN: Plan = ()
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
+def _unchanged(leaf: GraphQLLeafType) -> type | None:
+    """The Python type whose values ``leaf.coerce_output_value`` returns as they are (equal,
+    of the same type), within the bounds ``_row`` checks: a string for String, a bool for
+    Boolean, a finite float for Float, a 32-bit int for Int, any int for a scalar whose
+    coercion is ``int`` (BigInt). Such a value needs no call; None: always coerce."""
+    if leaf is GraphQLString:
+        return str
+    if leaf is GraphQLBoolean:
+        return bool
+    if leaf is GraphQLFloat:
+        return float
+    if leaf is GraphQLInt or getattr(leaf, "coerce_output_value", None) is int:
+        return int
+    return None
+
+
 def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[FieldDetails]]) -> Plan:
     """How to complete an object of ``parent_type`` at once, or ``_NO_PLAN``."""
-    steps: list[tuple[str, Any, str, GraphQLLeafType | None, bool]] = []
+    steps: list[Step] = []
     fields = parent_type.fields
     for response_name, details in grouped_field_set.items():
         name = details[0].node.name.value
         if name == "__typename":
-            steps.append((response_name, None, "", None, True))
+            steps.append((response_name, None, "", None, True, None))
             continue
         field = fields.get(name)
         if field is None or not getattr(field.resolve, "_is_default", False):
@@ -65,7 +89,14 @@ def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[Fiel
             return _NO_PLAN
         # What strawberry's resolver for such a field does: default_resolver(source, name).
         steps.append(
-            (response_name, definition.default_resolver, definition.python_name, leaf, non_null)
+            (
+                response_name,
+                definition.default_resolver,
+                definition.python_name,
+                leaf,
+                non_null,
+                _unchanged(leaf),
+            )
         )
     return tuple(steps)
 
@@ -162,7 +193,7 @@ class RowExecution(StrawberryGraphQLCoreExecutionContext):
         """The completed object, or None when graphql-core must do it (and any error)."""
         row: dict[str, Any] = {}
         try:
-            for response_name, resolve, attribute, leaf, non_null in plan:
+            for response_name, resolve, attribute, leaf, non_null, unchanged in plan:
                 if leaf is None:
                     row[response_name] = parent_type.name
                     continue
@@ -171,6 +202,20 @@ class RowExecution(StrawberryGraphQLCoreExecutionContext):
                     if non_null:
                         return None
                     row[response_name] = None
+                    continue
+                # What the scalar's coercion would return, without calling it (a report's
+                # rows are strings, ints and floats: R21 in bench/PROPOSALS.md).
+                kind = type(value)
+                if kind is unchanged and (
+                    kind is str
+                    or kind is bool
+                    or (kind is float and isfinite(value))
+                    or (
+                        kind is int
+                        and (leaf is not GraphQLInt or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT)
+                    )
+                ):
+                    row[response_name] = value
                     continue
                 coerced = leaf.coerce_output_value(value)
                 if coerced is Undefined or coerced is None:

@@ -13,11 +13,13 @@ from strawberry.extensions import (
     ParserCache,
     SchemaExtension,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from graphql_schema.error_codes import ErrorCodes
 from graphql_schema.execution import RowExecution, SuggestionFreeRowExecution
+from graphql_schema.extension_hooks import ClassHookRunner
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
@@ -48,6 +50,12 @@ class Schema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        # Hooks found once per extension class (graphql_schema.extension_hooks).
+        return ClassHookRunner(execution_context=execution_context, extensions=extensions)
 
 
 class SchemaSettings(Protocol):

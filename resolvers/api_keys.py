@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from db.queries.directory import find_api_key, list_api_keys
+from db.queries.directory import count_api_keys, find_api_key, list_api_keys
 from domain.errors import InvalidInput
 from domain.records import ApiKeyRecord
 from resolvers.context import Context
@@ -47,7 +47,7 @@ def decode_cursor(cursor: str) -> int:
 
 async def page(
     context: Context, *, first: int, after: str | None, include_revoked: bool
-) -> tuple[list[ApiKeyRecord], bool, int]:
+) -> tuple[list[ApiKeyRecord], bool]:
     limit = context.limits.max_page_size
     if not 0 <= first <= limit:
         raise InvalidInput(f"first must be between 0 and {limit}.", field="first")
@@ -59,6 +59,14 @@ async def page(
             first=first,
             after_id=after_id,
             include_revoked=include_revoked,
+        )
+
+
+async def count(context: Context, *, include_revoked: bool) -> int:
+    """How many keys the pages of ``page`` hold in all."""
+    async with context.db.connection() as conn:
+        return await count_api_keys(
+            conn, organization_id=context.organization.id, include_revoked=include_revoked
         )
 
 

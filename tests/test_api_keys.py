@@ -129,6 +129,35 @@ async def test_per_key_usage_is_one_query_for_the_whole_page(client, engine, twe
     assert len(rollup_reads) == 1, rollup_reads
 
 
+async def test_the_total_is_counted_only_when_asked(client, engine, twelve_keys):
+    """A page without ``totalCount`` sends no count statement; one with it counts the keys of
+    every page, revoked ones only when included (bench/PROPOSALS.md, R19)."""
+    tenant, _ = twelve_keys
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    without = "{ organization { apiKeys(first: 2) { nodes { id } } } }"
+    both = (
+        "{ organization { a: apiKeys(first: 2) { totalCount } "
+        "b: apiKeys(first: 1, includeRevoked: true) { ... on ApiKeyConnection { totalCount } } } }"
+    )
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        body = (await graphql(client, tenant.token, without)).json()
+        counts_without = [s for s in statements if "count(" in s]
+        counted = (await graphql(client, tenant.token, both)).json()
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert body["data"]["organization"]["apiKeys"]["nodes"] == [
+        {"id": "key-00"},
+        {"id": "key-01"},
+    ]
+    assert counts_without == []
+    assert counted == {"data": {"organization": {"a": {"totalCount": 11}, "b": {"totalCount": 12}}}}
+
+
 async def test_api_key_by_id_of_another_organization_is_null_like_an_unknown_one(
     client, engine, clock, twelve_keys
 ):

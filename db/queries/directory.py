@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
 
 from db.tables import api_keys, organizations, users
 from domain.plans import Plan
@@ -131,20 +132,32 @@ async def list_api_keys(
     first: int,
     after_id: int | None,
     include_revoked: bool,
-) -> tuple[list[ApiKeyRecord], bool, int]:
-    """One page of keys in creation order; whether more follow; how many match in all."""
+) -> tuple[list[ApiKeyRecord], bool]:
+    """One page of keys in creation order, and whether more follow."""
     k = api_keys.c
-    condition = [k.organization_id == organization_id]
+    condition = _listed(organization_id, include_revoked)
+    if after_id is not None:
+        condition.append(k.id > after_id)
+    rows = (
+        await conn.execute(select(api_keys).where(*condition).order_by(k.id).limit(first + 1))
+    ).all()
+    keys = [ApiKeyRecord(**row._asdict()) for row in rows[:first]]
+    return keys, len(rows) > first
+
+
+async def count_api_keys(
+    conn: AsyncConnection, *, organization_id: int, include_revoked: bool
+) -> int:
+    """How many keys ``list_api_keys`` lists on all pages (its own statement, read only when a
+    page's total is asked: bench/PROPOSALS.md, R19)."""
+    statement = select(func.count()).select_from(api_keys)
+    statement = statement.where(*_listed(organization_id, include_revoked))
+    return int((await conn.execute(statement)).scalar_one())
+
+
+def _listed(organization_id: int, include_revoked: bool) -> list[ColumnElement[bool]]:
+    k = api_keys.c
+    condition: list[ColumnElement[bool]] = [k.organization_id == organization_id]
     if not include_revoked:
         condition.append(k.revoked_at.is_(None))
-    page_condition = [*condition]
-    if after_id is not None:
-        page_condition.append(k.id > after_id)
-    rows = (
-        await conn.execute(select(api_keys).where(*page_condition).order_by(k.id).limit(first + 1))
-    ).all()
-    total = (
-        await conn.execute(select(func.count()).select_from(api_keys).where(*condition))
-    ).scalar_one()
-    keys = [ApiKeyRecord(**row._asdict()) for row in rows[:first]]
-    return keys, len(rows) > first, int(total)
+    return condition

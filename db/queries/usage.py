@@ -23,13 +23,16 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Integer,
     Select,
+    SmallInteger,
     String,
     Text,
     bindparam,
     cast,
     func,
     literal,
+    literal_column,
     select,
     union_all,
 )
@@ -232,16 +235,17 @@ def _rollup_statement(
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The rollup rows and the tail of ``pieces``, and the values of its parameters.
 
-    The statement is built once per shape (dimension, number of pieces and of tail spans,
-    whether keys and outcomes are filtered, the grouping) with every figure a bound
-    parameter: building the UNION and computing SQLAlchemy's cache key of a new statement
-    object on every call was most of the plain route's per-request work (bench/PROPOSALS.md,
-    P-A: 9.3 M instructions per request to 4.6 M). Shapes are few; the cache is bounded.
+    The statement is built once per shape (dimension, the pieces' grains, the number of tail
+    spans, whether keys and outcomes are filtered, the grouping) with every value of a
+    request a bound parameter: building the UNION and computing SQLAlchemy's cache key of a
+    new statement object on every call was most of the plain route's per-request work
+    (bench/PROPOSALS.md, P-A: 9.3 M instructions per request to 4.6 M). Shapes are few; the
+    cache is bounded.
     """
     spans = grains.merge([grains.Piece(1, piece.low, piece.high) for piece in pieces])
     shape = _Shape(
         query.dimension,
-        len(pieces),
+        tuple(piece.grain // grains.MICROS for piece in pieces),
         len(spans),
         query.keys is not None,
         query.outcomes is not None,
@@ -250,9 +254,7 @@ def _rollup_statement(
         query.by_outcome,
     )
     parameters: dict[str, Any] = {"organization": query.organization_id}
-    parameters["dimension"] = int(query.dimension)
     for index, piece in enumerate(pieces):
-        parameters[f"grain_{index}"] = piece.grain // grains.MICROS
         parameters[f"low_{index}"] = piece.low // grains.MICROS
         parameters[f"high_{index}"] = piece.high // grains.MICROS
     for index, span in enumerate(spans):
@@ -270,7 +272,7 @@ class _Shape:
     """What makes two rollup statements differ in more than their parameter values."""
 
     dimension: Dimension
-    pieces: int
+    grains: tuple[int, ...]  # of each piece, in seconds
     tail_spans: int
     keys: bool
     outcomes: bool
@@ -288,27 +290,38 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
     dimension: a read that grows with stored events. Each branch here is a range search
     on (organization, dimension, grain, key, bucket), so a read touches only the rows of its
     range (EXPLAIN: SEARCH ... USING INDEX on both databases).
+
+    What the shape fixes (dimension, grains, ``ALL_KEYS``) is written as SQL literals, the
+    rest bound. PostgreSQL plans a prepared statement once for any parameter values (asyncpg
+    prepares every statement; after five runs PostgreSQL keeps the generic plan), and
+    estimates bound values blind: with the grain and ``ALL_KEYS`` as parameters it expected
+    one row per branch and sorted the rows to group them; with them as literals its
+    statistics give the real order of magnitude and it hashes them instead, 2.1 -> 1.3 ms of
+    server time for the 30-day endpoint table at 1M events (bench/PROPOSALS.md, R18).
     """
     r = usage_rollups.c
     organization: BindParameter[Any] = bindparam("organization")
     keys: BindParameter[Any] = bindparam("keys", expanding=True)
     outcomes: BindParameter[Any] = bindparam("outcomes", expanding=True)
     value = r.outcome.label("value") if shape.by_outcome else r.value
+    dimension = _constant(int(shape.dimension), SmallInteger)
     branches = []
-    for index in range(shape.pieces):
+    for index, grain in enumerate(shape.grains):
         branch = select(r.api_key_id, r.bucket, value, r.calls, r.credits).where(
             r.organization_id == organization,
-            r.dimension == bindparam("dimension"),
-            r.grain == bindparam(f"grain_{index}"),
+            r.dimension == dimension,
+            r.grain == _constant(grain, Integer),
             r.bucket >= bindparam(f"low_{index}"),
             r.bucket < bindparam(f"high_{index}"),
         )
         if shape.keys:
             branch = branch.where(r.api_key_id.in_(keys))
         elif not shape.by_key:
-            branch = branch.where(r.api_key_id == ALL_KEYS)  # one row per bucket and value
+            # one row per bucket and value
+            branch = branch.where(r.api_key_id == _constant(ALL_KEYS, BigInteger))
         else:
-            branch = branch.where(r.api_key_id != ALL_KEYS)  # the per-key rows only
+            # the per-key rows only
+            branch = branch.where(r.api_key_id != _constant(ALL_KEYS, BigInteger))
         if shape.outcomes:
             branch = branch.where(r.outcome.in_(outcomes))
         branches.append(branch)
@@ -321,12 +334,17 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
     if shape.by_bucket:
         group.append(c.bucket)  # pieces are disjoint, so a bucket start names one bucket
     return select(
-        (c.api_key_id if shape.by_key else func.min(0)).label("key"),
+        (c.api_key_id if shape.by_key else func.min(_constant(0, BigInteger))).label("key"),
         (c.bucket if shape.by_bucket else func.min(c.bucket)).label("bucket"),
         c.value.label("value"),
         func.sum(c.calls).label("calls"),
         func.sum(c.credits).label("credits"),
     ).group_by(*group)
+
+
+def _constant(value: int, type_: type[Integer] | type[BigInteger]) -> ColumnElement[Any]:
+    """An integer of the statement's shape, written into its SQL (see ``_rollup_shape``)."""
+    return literal_column(str(int(value)), type_)
 
 
 def _pending_value(shape: _Shape) -> ColumnElement[Any]:
@@ -361,9 +379,11 @@ def _pending_branches(
     for index in range(shape.tail_spans):
         branch = select(
             p.api_key_id.label("api_key_id"),
-            (p.epoch - p.epoch % (grains.QUARTER_HOUR // grains.MICROS)).label("bucket"),
+            (p.epoch - p.epoch % _constant(grains.QUARTER_HOUR // grains.MICROS, BigInteger)).label(
+                "bucket"
+            ),
             _pending_value(shape).label("value"),
-            literal(1, BigInteger).label("calls"),
+            _constant(1, BigInteger).label("calls"),
             p.credits.label("credits"),
         ).where(
             p.organization_id == organization,

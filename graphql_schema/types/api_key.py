@@ -13,6 +13,7 @@ from domain.records import ApiKeyRecord
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN, PANEL_NOTE
 from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, UsageReport
+from resolvers import api_keys as api_key_resolvers
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
 
@@ -141,7 +142,13 @@ class PageInfo:
 class ApiKeyConnection:
     edges: list[ApiKeyEdge] = strawberry.field(description="The keys of the page with cursors.")
     page_info: PageInfo = strawberry.field(description="Whether more keys follow.")
-    total_count: int = strawberry.field(description="How many keys match, on all pages.")
+    include_revoked: strawberry.Private[bool]
+
+    # A resolver, so the count is read only when asked: the page of keys is one statement,
+    # the total another (bench/PROPOSALS.md, R19).
+    @strawberry.field(description="How many keys match, on all pages.")
+    async def total_count(self, info: Info[Context, None]) -> int:
+        return await api_key_resolvers.count(info.context, include_revoked=self.include_revoked)
 
     @strawberry.field(description="The keys of the page, without cursors.")
     def nodes(self) -> list[ApiKey]:

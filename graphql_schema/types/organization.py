@@ -96,7 +96,7 @@ class Organization:
         after: str | None = None,
         include_revoked: bool = False,
     ) -> ApiKeyConnection | None:
-        keys, has_next, total = await api_key_resolvers.page(
+        keys, has_next = await api_key_resolvers.page(
             info.context, first=first, after=after, include_revoked=include_revoked
         )
         edges = [
@@ -108,7 +108,7 @@ class Organization:
             page_info=PageInfo(
                 has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
             ),
-            total_count=total,
+            include_revoked=include_revoked,
         )
 
     @strawberry.field(

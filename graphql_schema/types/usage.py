@@ -26,14 +26,17 @@ if TYPE_CHECKING:
 PERCENT_DIGITS = 4
 
 # The argument every breakdown list takes (docs/reports.md, "Bounded breakdowns").
+# Both name their argument, so strawberry does not camel-case it on every field it is
+# passed to (once per key of a page; bench/PROPOSALS.md, R20); the schema is unchanged.
 RowLimit = Annotated[
     int | None,
     strawberry.argument(
+        name="limit",
         description=(
             "At most this many rows, from 1 to the server's page size (max_page_size, 100 "
             "unless configured), which is also the default. The rows after them are summed "
             "into one last row with `isOther: true`."
-        )
+        ),
     ),
 ]
 
@@ -43,11 +46,12 @@ RowLimit = Annotated[
 OutcomeFilter = Annotated[
     list[CallOutcome] | None,
     strawberry.argument(
+        name="outcomes",
         description=(
             "Only calls with these outcomes: every figure of the report (totals, each "
             "breakdown, series, previous, change, spikes) counts only them. Leave it out "
             "for all calls; an empty list is refused (BAD_USER_INPUT)."
-        )
+        ),
     ),
 ]
 
