@@ -92,8 +92,8 @@ ENDPOINTS = [
 
 
 # The planted spike: day, local hours, and how many credits it adds per converted-from call
-# of the other organizations in its window. At 1.2, the spike day holds about 3x the
-# credits of bench-000's ordinary weekday at every size (1M: ~3,200 credits a weekday).
+# of the other organizations in its window. At 1.2, the spike day holds about 4x the
+# credits of bench-000's ordinary weekday at every size (1M: 11,203 credits against 2,792 expected).
 SPIKE_DAYS_BEFORE_END = 4
 SPIKE_HOURS = (9, 17)
 SPIKE_CREDITS_PER_CALL = 1.2
@@ -223,11 +223,14 @@ def slot_weight(at: datetime, progress: float) -> float:
     return daily * weekly * (0.7 + 0.6 * progress)
 
 
-def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, object]]:
-    """``total`` events in time order over ``SPAN_DAYS`` days ending before ``end``."""
+def events(
+    total: int, end: datetime, seed: int = SEED, *, spike: bool = True
+) -> Iterator[dict[str, object]]:
+    """``total`` events in time order over ``SPAN_DAYS`` days ending before ``end``, with
+    the planted spike unless ``spike`` is false (the same events otherwise)."""
     rng = random.Random(seed)
     orgs, org_cum = build_world(rng)
-    spike = plan_spike(orgs, end, seed)
+    planted = plan_spike(orgs, end, seed)
     # Its own generator: converting a call must not shift the main stream's draws.
     spike_rng = random.Random(seed * 31 + 11)
     start = end - timedelta(days=SPAN_DAYS)
@@ -270,20 +273,21 @@ def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, ob
                 ]
             produced += 1
             if (
-                spike.start <= moment < spike.end
-                and org.slug != spike.organization
-                and spike_rng.random() < spike.share
+                spike
+                and planted.start <= moment < planted.end
+                and org.slug != planted.organization
+                and spike_rng.random() < planted.share
             ):
                 # The same call (id, instant), now the bulk run's: no user, always found.
                 event = {
                     "id": event["id"],
-                    "organization": spike.organization,
-                    "source": spike.source,
-                    "endpoint": spike.endpoint,
+                    "organization": planted.organization,
+                    "source": planted.source,
+                    "endpoint": planted.endpoint,
                     "status": 200,
-                    "credits": spike.cost,
+                    "credits": planted.cost,
                     "timestamp": event["timestamp"],
-                    "api_key": spike.key,
+                    "api_key": planted.key,
                 }
             yield event
 
