@@ -12,6 +12,15 @@ afternoon), a weekly one (weekends at a third) and grows over the span, and even
 produced in time order, ending at the moment the load started, so the read presets
 (LAST_30_DAYS, LAST_90_DAYS) cover real data.
 
+One planted spike (``plan_spike``), so ``UsageReport.spikes`` and its drivers have
+something to find at every size: on the last weekday at least ``SPIKE_DAYS_BEFORE_END``
+days before the end, from 09:00 to 17:00 in ``bench-000``'s zone, a share of the *other*
+organizations' calls become calls of one ``bench-000`` key on one of its paid endpoints
+(a bulk run gone wild). The key and endpoint are drawn from the seed; which calls are
+converted is drawn from a second generator seeded from the seed, so the event count per
+size, every event id and every other event are exactly those of a generator without the
+spike. The dataset's description records the spike (``spike``).
+
 Events go through ``db.ingestion.ingest`` in batches of 1,000 (``--via api``, the default)
 or through ``creditlens ingest FILE`` under ``/usr/bin/time -v`` (``--via cli``, which also
 records the CLI's peak RSS). A dataset is described by ``bench/out/<backend>-<size>.json``
@@ -36,8 +45,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy import func, select
@@ -78,6 +89,15 @@ ENDPOINTS = [
     *(f"crm/sync/{noun}" for noun in ("hubspot", "salesforce", "pipedrive", "zoho")),
     *(f"/v2/verify/{noun}" for noun in ("email", "phone", "address")),
 ]
+
+
+# The planted spike: day, local hours, and how many credits it adds per converted-from call
+# of the other organizations in its window. At 1.2, the spike day holds about 4x the
+# credits of bench-000's ordinary weekday at every size (1M: 11,203 credits against 2,792 expected).
+SPIKE_DAYS_BEFORE_END = 4
+SPIKE_HOURS = (9, 17)
+SPIKE_CREDITS_PER_CALL = 1.2
+SPIKE_MAX_SHARE = 0.6
 
 
 def zipf(n: int, s: float) -> list[float]:
@@ -137,6 +157,64 @@ def build_world(rng: random.Random) -> tuple[list[Org], list[float]]:
     return orgs, zipf(ORGANIZATIONS, 1.1)
 
 
+@dataclass(frozen=True)
+class Spike:
+    day: date  # local date in the organization's zone
+    start: datetime  # UTC bounds of the window
+    end: datetime
+    organization: str
+    key: str
+    endpoint: str
+    cost: int
+    share: float  # of the other organizations' calls in the window that become spike calls
+    source: str
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "day": self.day.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "organization": self.organization,
+            "api_key": self.key,
+            "endpoint": self.endpoint,
+            "credits_per_call": self.cost,
+            "share": round(self.share, 4),
+        }
+
+
+def plan_spike(orgs: list[Org], end: datetime, seed: int = SEED) -> Spike:
+    """The planted spike: which day, key and endpoint (see the module's docstring)."""
+    org = orgs[0]
+    zone = ZoneInfo(org.timezone)
+    day = end.astimezone(zone).date() - timedelta(days=SPIKE_DAYS_BEFORE_END)
+    while day.weekday() >= 5:  # a weekday, judged against ordinary weekdays
+        day -= timedelta(days=1)
+    # A key of the busy head (not the busiest, which bench/reads.py filters on) and one of
+    # its endpoints that costs at least 2 credits a call.
+    rng = random.Random(seed * 31 + 7)
+    pairs = [
+        (key, endpoint, cost)
+        for key in org.keys[1:13]
+        for endpoint, cost in key.endpoints
+        if cost >= 2
+    ]
+    key, endpoint, cost = rng.choice(pairs)
+    start, stop = (
+        datetime.combine(day, clock_time(hour), zone).astimezone(UTC) for hour in SPIKE_HOURS
+    )
+    return Spike(
+        day=day,
+        start=start,
+        end=stop,
+        organization=org.slug,
+        key=key.ident,
+        endpoint=endpoint,
+        cost=cost,
+        share=min(SPIKE_MAX_SHARE, SPIKE_CREDITS_PER_CALL / cost),
+        source=key.source,
+    )
+
+
 def slot_weight(at: datetime, progress: float) -> float:
     """Relative traffic of the 15 minutes starting at ``at``: day, week and growth."""
     hour = at.hour + at.minute / 60
@@ -145,10 +223,16 @@ def slot_weight(at: datetime, progress: float) -> float:
     return daily * weekly * (0.7 + 0.6 * progress)
 
 
-def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, object]]:
-    """``total`` events in time order over ``SPAN_DAYS`` days ending before ``end``."""
+def events(
+    total: int, end: datetime, seed: int = SEED, *, spike: bool = True
+) -> Iterator[dict[str, object]]:
+    """``total`` events in time order over ``SPAN_DAYS`` days ending before ``end``, with
+    the planted spike unless ``spike`` is false (the same events otherwise)."""
     rng = random.Random(seed)
     orgs, org_cum = build_world(rng)
+    planted = plan_spike(orgs, end, seed)
+    # Its own generator: converting a call must not shift the main stream's draws.
+    spike_rng = random.Random(seed * 31 + 11)
     start = end - timedelta(days=SPAN_DAYS)
     slots = [start + SLOT * i for i in range(int((end - start) / SLOT))]
     weights = [slot_weight(at, i / len(slots)) for i, at in enumerate(slots)]
@@ -163,6 +247,7 @@ def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, ob
         carry -= count
         offsets = sorted(rng.random() * slot_seconds for _ in range(count))
         for offset in offsets:
+            moment = at + timedelta(seconds=offset)
             org = orgs[bisect.bisect(org_cum, rng.random() * org_cum[-1])]
             key = org.keys[bisect.bisect(org.key_cum, rng.random() * org.key_cum[-1])]
             endpoint, cost = key.endpoints[
@@ -178,7 +263,7 @@ def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, ob
                 "status": status,
                 # A call without a result may still cost a credit (404 on an enrich).
                 "credits": cost if status == 200 else (1 if status == 404 and cost else 0),
-                "timestamp": (at + timedelta(seconds=offset)).isoformat(timespec="milliseconds"),
+                "timestamp": moment.isoformat(timespec="milliseconds"),
             }
             if roll < 0.95:  # 5% of calls come without a key (the web app, say)
                 event["api_key"] = key.ident
@@ -187,6 +272,23 @@ def events(total: int, end: datetime, seed: int = SEED) -> Iterator[dict[str, ob
                     bisect.bisect(org.user_cum, rng.random() * org.user_cum[-1])
                 ]
             produced += 1
+            if (
+                spike
+                and planted.start <= moment < planted.end
+                and org.slug != planted.organization
+                and spike_rng.random() < planted.share
+            ):
+                # The same call (id, instant), now the bulk run's: no user, always found.
+                event = {
+                    "id": event["id"],
+                    "organization": planted.organization,
+                    "source": planted.source,
+                    "endpoint": planted.endpoint,
+                    "status": 200,
+                    "credits": planted.cost,
+                    "timestamp": event["timestamp"],
+                    "api_key": planted.key,
+                }
             yield event
 
 
@@ -299,6 +401,7 @@ async def setup_world(url: str, end: datetime) -> dict[str, object]:
         "key": orgs[0].keys[0].ident,
         "end": end.isoformat(),
         "seed": SEED,
+        "spike": plan_spike(orgs, end).describe(),
         "complete": False,
     }
 

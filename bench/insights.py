@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -41,10 +42,17 @@ QUERIES = {
     "apiKey { name } user { name } excessCredits shareOfExcess } } } } }",
     "spikes(HOUR), LAST_7_DAYS": "{ organization { usage(timeRange: {preset: LAST_7_DAYS}) "
     "{ spikes(granularity: HOUR) { start excessCredits } } } }",
+    "spikes(HOUR) with drivers, LAST_7_DAYS": "{ organization { usage(timeRange: "
+    "{preset: LAST_7_DAYS}) { spikes(granularity: HOUR) { start excessCredits drivers "
+    "{ dimension value apiKey { name } user { name } excessCredits shareOfExcess } } } } }",
     "byOutcome": f"{{ organization {{ usage(timeRange: {RANGE}) "
     "{ byOutcome { outcome calls creditsConsumed percentOfTotal } } } }",
     "endpointUsage, outcomes: [NO_RESULT]": f"{{ organization {{ endpointUsage(timeRange: "
     f"{RANGE}, outcomes: [NO_RESULT]) {{ endpoint calls creditsConsumed }} }} }}",
+    "previous, THIS_MONTH": "{ organization { usage(timeRange: {preset: THIS_MONTH}) "
+    "{ previous { calls creditsConsumed } } } }",
+    "previous(alignment: TO_DATE), THIS_MONTH": "{ organization { usage(timeRange: "
+    "{preset: THIS_MONTH}) { previous(alignment: TO_DATE) { calls creditsConsumed } } } }",
     "change, THIS_MONTH": "{ organization { usage(timeRange: {preset: THIS_MONTH}) "
     "{ change { creditsPercent } } } }",
     "change(alignment: TO_DATE), THIS_MONTH": "{ organization { usage(timeRange: "
@@ -75,6 +83,7 @@ async def main(described: dict[str, Any], name: str, runs: int) -> None:
     timings: dict[str, list[float]] = {label: [] for label in QUERIES}
     counted: dict[str, int] = {}
     answers: dict[str, Any] = {}
+    load_before = os.getloadavg()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {described['token']}"}
@@ -94,14 +103,20 @@ async def main(described: dict[str, Any], name: str, runs: int) -> None:
                         answers[label] = next(iter(body["data"]["organization"].values()))
                         continue
                     timings[label].append(elapsed * 1000)
-    print(f"Dataset {name}: {described['organization']}, LAST_30_DAYS unless said.\n")
+    load_after = os.getloadavg()
+    print(
+        f"Dataset {name}: {described['organization']}, LAST_30_DAYS unless said; {runs} rounds; "
+        f"load {load_before[0]:.2f} {load_before[1]:.2f} before, "
+        f"{load_after[0]:.2f} {load_after[1]:.2f} after.\n"
+    )
     print("| query | p50 ms | p90 ms | statements | answer |")
     print("|---|---:|---:|---:|---|")
     for label, values in timings.items():
         answer = answers.get(label)
         if isinstance(answer, dict):
-            found = next(iter(answer.values()))
-            answer = f"{len(found)} rows"
+            answer = next(iter(answer.values()))
+        if isinstance(answer, list):
+            answer = f"{len(answer)} rows"
         if not values:
             print(f"| {label} | - | - | - | {answer} |")
             continue
