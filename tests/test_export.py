@@ -27,7 +27,6 @@ from tests.factories import (
     make_tenant,
     post_events,
 )
-from tests.reports.test_outcome_filter import outcome
 
 ZONE = "Asia/Kathmandu"  # +05:45: local days are not UTC days
 NOW = datetime(2026, 6, 20, 12, tzinfo=UTC)
@@ -136,7 +135,7 @@ async def test_rows_per_outcome_equal_the_raw_events(client, world):
     rows = parse(await export(client, tenant.token, groupBy="outcome", **RANGE))
     assert list(rows[0]) == ["outcome", "calls", "credits_consumed", "percent_of_total"]
     got = [[row["outcome"], int(row["calls"]), int(row["credits_consumed"])] for row in rows]
-    expected = oracle.table(oracle.select(events, START, END), outcome)
+    expected = oracle.table(oracle.select(events, START, END), oracle.outcome_of)
     assert got == [list(row) for row in expected]
     assert {row[0] for row in got} == {
         "SUCCESS",
@@ -153,7 +152,7 @@ async def test_the_outcomes_filter_restricts_every_row_as_in_graphql(client, wor
         client, tenant.token, outcomes="NO_RESULT,SERVER_ERROR", granularity="DAY", **RANGE
     )
     rows = parse(response)
-    kept = [item for item in events if outcome(item) in {"NO_RESULT", "SERVER_ERROR"}]
+    kept = [item for item in events if oracle.outcome_of(item) in {"NO_RESULT", "SERVER_ERROR"}]
     edges = oracle.bucket_edges(START, END, ZONE, "DAY")
     expected = []
     for low, high in itertools.pairwise(edges):
