@@ -62,16 +62,19 @@ SELECT organization_id, api_key_id, count(*), max(occurred_at), min(occurred_at)
 GROUP BY organization_id, api_key_id
 """
 _SQLITE_LAST_ROWID = "SELECT max(rowid) FROM usage_events"
-# The pending rows and the spans per key of the events inserted after rowid ?.
+# The pending rows and the spans per key of the events inserted after rowid ?. NOT INDEXED:
+# otherwise SQLite's planner reads the spans through ix_usage_events_org_occurred, which
+# covers them, i.e. every event ever stored, instead of the rowid range (7.9 ms against
+# 1.1 ms per batch at 60,000 events, and growing with the table).
 _SQLITE_PENDING_OF_NEW = f"""
 INSERT INTO usage_pending ({_PENDING_COLUMNS})
 SELECT organization_id, coalesce(api_key_id, {NO_KEY}), user_id, source, endpoint, outcome,
        credits, CAST(strftime('%s', occurred_at) AS INTEGER), ?1
-FROM usage_events WHERE rowid > ?2 ORDER BY rowid
+FROM usage_events NOT INDEXED WHERE rowid > ?2 ORDER BY rowid
 """
 _SQLITE_SPANS_OF_NEW = """
 SELECT organization_id, api_key_id, count(*), max(occurred_at), min(occurred_at)
-FROM usage_events WHERE rowid > ? GROUP BY organization_id, api_key_id
+FROM usage_events NOT INDEXED WHERE rowid > ? GROUP BY organization_id, api_key_id
 """
 # SQLite allows 32,766 bound parameters per statement: 1,000 rows of 10 stay well below.
 _SQLITE_ROWS_PER_INSERT = 1000
