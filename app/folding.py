@@ -1,7 +1,8 @@
 """The rollup folder: runs in every ``serve`` worker for the life of the app.
 
-It folds the rollup tail (``usage_pending``) into ``usage_rollups`` (db/folding.py) as
-long as there is a full chunk to fold, then polls. Workers take turns through the
+It folds the rollup tail (``usage_pending``) into ``usage_rollups`` (db/folding.py) when
+``fold_due`` says so (on SQLite: a long enough tail, or an old enough one), as long as there
+is a full chunk to fold, then polls. Workers take turns through the
 database's lock (one fold at a time per database), so several workers and hosts are safe.
 It has an engine of its own: its statements never queue behind, or show up among, those
 of requests.
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.metrics import Metrics
 from db.engine import create_engine
-from db.folding import fold, fold_rows
+from db.folding import fold, fold_due, fold_rows, tail
 
 log = logging.getLogger("creditlens.folding")
 
@@ -38,6 +39,11 @@ async def run_folder(url: str, metrics: Metrics, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             try:
+                async with engine.connect() as conn:
+                    pending = await tail(conn)
+                if not fold_due(engine, pending, time.time_ns() // 1_000_000):
+                    await _pause(stop, POLL_SECONDS)
+                    continue
                 done = await fold(engine, limit)
             except (SQLAlchemyError, OSError) as error:
                 # Logged when a failure starts or changes, not at every retry of an outage;

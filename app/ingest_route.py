@@ -16,6 +16,7 @@ from app.live_usage import LiveUsageHub
 from app.metrics import Metrics
 from app.rate_limit import Limiter
 from app.settings import Settings
+from db.folding import wait_for_tail
 from db.ingestion import IngestRejected, IngestResult, ingest, validate_events
 from db.ingestion.decoding import MalformedJson, decode
 from domain.clock import Clock
@@ -249,6 +250,8 @@ class IngestRoute:
             raws = parse_json_array(body, max_events)
         else:
             raws, lines = parse_ndjson(body, max_events, self.clock())
+        # Slowed to the folder's pace when the rollup tail is too long (db/folding.py).
+        await wait_for_tail(self.engine)
         try:
             return await ingest(self.engine, raws, now=self.clock())
         except IngestRejected as rejected:

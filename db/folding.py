@@ -15,6 +15,7 @@ PostgreSQL (a second folder skips), the write lock (``BEGIN IMMEDIATE``) on SQLi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,12 +32,87 @@ FOLD_LOCK = 0x63726C66
 # ingestion needs, so it is kept to a fraction of a second; on PostgreSQL a fold and
 # ingestion touch no common row and run side by side.
 FOLD_ROWS = 20_000
-SQLITE_FOLD_ROWS = 5_000
+# SQLite folds outside ingestion's way (the sums are read without the write lock, see
+# ``_fold_sqlite``), so it waits for a longer tail and takes more at once: a fold of 50,000
+# live-shaped rows costs a third of five folds of 10,000 (bench/PROPOSALS.md I5).
+SQLITE_FOLD_ROWS = 50_000
+# The SQLite folder waits until this many rows are pending, or the oldest is this old.
+SQLITE_FOLD_MIN_ROWS = 20_000
+SQLITE_FOLD_WAIT_SECONDS = 2.0
+# A longer tail makes ingestion wait (``wait_for_tail``): reads add every pending row of
+# their range (a 30-day report of one organization took 14 ms with no tail, 240 ms with
+# 100,000 pending rows and 2.6 s with 300,000, at load 9: bench/PROPOSALS.md I5), and the
+# lag must not grow without end when ingestion outruns the folder (history-shaped
+# backfills on SQLite do).
+TAIL_BOUND_ROWS = 100_000
 
 
 def fold_rows(engine: AsyncEngine) -> int:
-    """How many pending rows one fold takes on this database."""
+    """How many pending rows one fold takes at most on this database."""
     return FOLD_ROWS if engine.dialect.name == "postgresql" else SQLITE_FOLD_ROWS
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """The rollup tail at a glance: at most ``rows`` pending rows (ids are dense apart from
+    rolled-back batches, so this bounds the count from above), the oldest committed at
+    ``oldest_ms`` (epoch milliseconds)."""
+
+    rows: int
+    oldest_ms: int | None
+
+    def age(self, now_ms: int) -> float:
+        """Seconds since the oldest pending row was committed (0 when nothing is pending)."""
+        return 0.0 if self.oldest_ms is None else max(0.0, (now_ms - self.oldest_ms) / 1000)
+
+
+async def tail(conn: AsyncConnection) -> Tail:
+    """The tail's size and age from the two ends of the id index: O(log n), unlike count(*).
+
+    On SQLite ids grow in commit order (one writer at a time), so the smallest id is the
+    oldest commit.
+    """
+    row = (
+        await conn.exec_driver_sql(
+            "SELECT (SELECT max(id) FROM usage_pending) - first.id + 1, first.received_ms "
+            "FROM (SELECT id, received_ms FROM usage_pending ORDER BY id LIMIT 1) AS first"
+        )
+    ).first()
+    if row is None:
+        return Tail(0, None)
+    rows, oldest = tuple(row)
+    return Tail(int(rows), int(oldest))
+
+
+async def wait_for_tail(
+    engine: AsyncEngine, *, bound: int = TAIL_BOUND_ROWS, poll: float = 0.05, most: float = 30.0
+) -> float:
+    """SQLite: wait while more than ``bound`` rows are pending (the folder of ``serve`` is
+    behind), at most ``most`` seconds; the seconds waited. Ingestion calls it before taking
+    the write lock, so a producer that outruns the folder is slowed to its pace instead of
+    growing the tail (and every read's share of it) without end. PostgreSQL: no wait (its
+    folds run beside ingestion; docs/rollups.md)."""
+    if engine.dialect.name == "postgresql":
+        return 0.0
+    waited = 0.0
+    while waited < most:
+        async with engine.connect() as conn:
+            if (await tail(conn)).rows <= bound:
+                break
+        await asyncio.sleep(poll)
+        waited += poll
+    return waited
+
+
+def fold_due(engine: AsyncEngine, pending: Tail, now_ms: int) -> bool:
+    """Whether the folder should fold now. PostgreSQL: whenever anything is pending (folds
+    run beside ingestion). SQLite: once the tail is long enough to coalesce well, or its
+    oldest row has waited ``SQLITE_FOLD_WAIT_SECONDS``."""
+    if pending.rows == 0:
+        return False
+    if engine.dialect.name == "postgresql":
+        return True
+    return pending.rows >= SQLITE_FOLD_MIN_ROWS or pending.age(now_ms) >= SQLITE_FOLD_WAIT_SECONDS
 
 
 QUARTER = GRAIN_SECONDS[0]
@@ -109,13 +185,62 @@ rolled AS ({EXPAND_INSERT})
 SELECT count(*), min(received_ms) FROM chunk
 """
 
-# SQLite: the write lock is held from the first statement, so the rows up to ``top`` are
-# the same in all three.
+# SQLite: sums per dimension first, then grains. Each dimension's quarter-hour rows are
+# summed from the chunk directly (they coalesce far better than rows of every column: a
+# quarter hour of one key has ~10 endpoints, but thousands of (user, source, endpoint)
+# combinations), and the 6 (grain, all keys) rows of each are one more GROUP BY whose order
+# is the primary key's, so one sorter serves it and the upsert order (the expansion of every
+# column into 24 rows cost two sorts of 24 rows per event: bench/PROPOSALS.md I5).
+_SQLITE_PENDING = (
+    "SELECT organization_id, api_key_id, user_id, source, endpoint, outcome, credits, "
+    f"epoch - epoch % {QUARTER} AS quarter FROM usage_pending WHERE id <= ?"
+)
+
+
+def _sqlite_dimension(dimension: Dimension, value: str, group: str) -> str:
+    return (
+        f"SELECT organization_id, {int(dimension)}, api_key_id, quarter, {value}, outcome, "
+        f"count(*), sum(credits) FROM p GROUP BY organization_id, api_key_id, quarter, "
+        f"{group}outcome"
+    )
+
+
+STAGE_COLUMNS = f"{ROLLUP_KEY}, calls, credits"
+_SQLITE_SUMS = f"""
+WITH p AS ({_SQLITE_PENDING}),
+q (organization_id, dimension, api_key_id, bucket, value, outcome, calls, credits)
+AS MATERIALIZED (
+    {_sqlite_dimension(Dimension.TOTAL, "''", "")}
+    UNION ALL {_sqlite_dimension(Dimension.ENDPOINT, "endpoint", "endpoint, ")}
+    UNION ALL {_sqlite_dimension(Dimension.SOURCE, "source", "source, ")}
+    UNION ALL {
+    _sqlite_dimension(Dimension.USER, "coalesce(CAST(user_id AS TEXT), '')", "user_id, ")
+}
+), g (grain, all_keys) AS (VALUES {GRAIN_ROWS})
+SELECT q.organization_id, q.dimension, g.grain,
+       CASE WHEN g.all_keys = 1 THEN {ALL_KEYS} ELSE q.api_key_id END,
+       q.bucket - q.bucket % g.grain, q.value, q.outcome, sum(q.calls), sum(q.credits)
+FROM q CROSS JOIN g
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+ORDER BY 1, 2, 3, 4, 5, 6, 7
+"""
+# The sums go to a temporary table of the folder's own connection (rowids in primary-key
+# order), so they can be computed outside the write lock; the upsert reads them back in
+# that order.
+_SQLITE_STAGE_DROP = "DROP TABLE IF EXISTS temp.fold_stage"
+_SQLITE_STAGE = f"CREATE TEMP TABLE fold_stage AS {_SQLITE_SUMS}"
+_SQLITE_UPSERT = (
+    f"INSERT INTO usage_rollups ({STAGE_COLUMNS}) "
+    f"SELECT * FROM temp.fold_stage WHERE true ORDER BY rowid "
+    f"ON CONFLICT ({ROLLUP_KEY}) {ADD}"
+)
 _SQLITE_TOP = "SELECT max(id) FROM (SELECT id FROM usage_pending ORDER BY id LIMIT ?)"
-_SQLITE_COUNT = "SELECT count(*), min(received_ms) FROM usage_pending WHERE id <= ?"
-_SQLITE_FOLD = (
-    f"WITH fine AS ({fine_rows('(SELECT * FROM usage_pending WHERE id <= ?)', 'epoch')}), "
-    f"{EXPAND_CTES} {EXPAND_INSERT}"
+# What identifies a chunk: its rows, and the newest commit among them. Only folders and
+# ``rollups rebuild`` delete pending rows, and only under the write lock; if one took these
+# rows between the sums and the upsert, the count or the newest commit differs (new rows
+# reusing the ids would have been committed after the sums were read).
+_SQLITE_CHUNK = (
+    "SELECT count(*), min(received_ms), max(received_ms) FROM usage_pending WHERE id <= ?"
 )
 _SQLITE_DELETE = "DELETE FROM usage_pending WHERE id <= ?"
 
@@ -150,13 +275,37 @@ async def fold_in(conn: AsyncConnection, limit: int = FOLD_ROWS) -> Folded:
     if conn.dialect.name == "postgresql":
         events, oldest = tuple((await conn.exec_driver_sql(_PG_FOLD, (limit,))).one())
         return Folded(int(events), None if oldest is None else int(oldest))
+    chunk = await _sqlite_sum(conn, limit)
+    if chunk is None:
+        return Folded(0, None)
+    return await _sqlite_apply(conn, chunk)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    top: int
+    identity: tuple[int, int, int]  # count, oldest and newest commit (``_SQLITE_CHUNK``)
+
+
+async def _sqlite_sum(conn: AsyncConnection, limit: int) -> _Chunk | None:
+    """SQLite: sum the oldest ``limit`` pending rows into ``temp.fold_stage``; a read (or
+    the caller's write transaction): nothing of the database is changed."""
     top = (await conn.exec_driver_sql(_SQLITE_TOP, (limit,))).scalar()
     if top is None:
-        return Folded(0, None)
-    count, oldest = tuple((await conn.exec_driver_sql(_SQLITE_COUNT, (top,))).one())
-    await conn.exec_driver_sql(_SQLITE_FOLD, (top,))
-    await conn.exec_driver_sql(_SQLITE_DELETE, (top,))
-    return Folded(int(count), None if oldest is None else int(oldest))
+        return None
+    count, oldest, newest = tuple((await conn.exec_driver_sql(_SQLITE_CHUNK, (top,))).one())
+    await conn.exec_driver_sql(_SQLITE_STAGE_DROP)
+    await conn.exec_driver_sql(_SQLITE_STAGE, (top,))
+    return _Chunk(int(top), (int(count), int(oldest), int(newest)))
+
+
+async def _sqlite_apply(conn: AsyncConnection, chunk: _Chunk) -> Folded:
+    """SQLite, under the write lock: add the staged sums and delete the rows they sum."""
+    await conn.exec_driver_sql(_SQLITE_UPSERT)
+    await conn.exec_driver_sql(_SQLITE_DELETE, (chunk.top,))
+    await conn.exec_driver_sql(_SQLITE_STAGE_DROP)
+    count, oldest, _ = chunk.identity
+    return Folded(count, oldest)
 
 
 async def fold(engine: AsyncEngine, limit: int = FOLD_ROWS) -> Folded:
@@ -165,12 +314,34 @@ async def fold(engine: AsyncEngine, limit: int = FOLD_ROWS) -> Folded:
     Looks first with a plain read, so an idle folder never takes SQLite's write lock (nor
     PostgreSQL's advisory lock) just to find nothing.
     """
+    if engine.dialect.name != "postgresql":
+        return await _fold_sqlite(engine, limit)
     async with engine.connect() as conn:
         found = await conn.exec_driver_sql("SELECT 1 FROM usage_pending LIMIT 1")
         if found.first() is None:
             return Folded(0, None)
     async with writing(engine) as conn:
         return await fold_in(conn, limit)
+
+
+async def _fold_sqlite(engine: AsyncEngine, limit: int) -> Folded:
+    """SQLite: sum the chunk in a read transaction (WAL: ingestion writes meanwhile), then
+    take the write lock only to add the sums and delete the chunk. The sums are most of a
+    fold's work (bench/PROPOSALS.md I5), and they run in the driver's thread without the
+    GIL, so they overlap ingestion instead of making it wait."""
+    async with engine.connect() as conn:
+        async with conn.begin():
+            chunk = await _sqlite_sum(conn, limit)
+        if chunk is None:
+            return Folded(0, None)
+        conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+        async with conn.begin():
+            again = (await conn.exec_driver_sql(_SQLITE_CHUNK, (chunk.top,))).one()
+            if tuple(again) != chunk.identity:
+                # Another folder (another worker) or a rebuild took these rows meanwhile.
+                await conn.exec_driver_sql(_SQLITE_STAGE_DROP)
+                return Folded(0, None)
+            return await _sqlite_apply(conn, chunk)
 
 
 async def fold_all(engine: AsyncEngine) -> int:

@@ -194,10 +194,7 @@ async def ingest_events(
     if conn.dialect.name == "postgresql":
         spans = await bulk.write_postgresql(conn, rows, received_ms=received_ms)
     else:
-        inserted_keys = await bulk.sqlite_insert_events(conn, rows)
-        inserted = [row for row in rows if (row[0], row[1]) in inserted_keys]
-        await bulk.sqlite_add_pending(conn, inserted, received_ms=received_ms)
-        spans = _spans(inserted)
+        spans = await bulk.write_sqlite(conn, rows, received_ms=received_ms)
     newest = [(org, key, count, latest) for org, key, count, latest, _ in spans]
     accepted = sum(count for _, _, count, _ in newest)
     await _touch(conn, spans)
@@ -208,24 +205,6 @@ async def ingest_events(
         in_batch_duplicates + len(rows) - accepted,
         frozenset(org for org, _, count, _ in newest if count),
     )
-
-
-def _spans(inserted: list[EventRow]) -> list[KeySpan]:
-    """(organization, api key, events, newest and oldest instant) per key of the rows."""
-    counts: dict[tuple[int, int | None], int] = {}
-    latest: dict[tuple[int, int | None], datetime] = {}
-    earliest: dict[tuple[int, int | None], datetime] = {}
-    for row in inserted:
-        org, key, at = row[0], row[2], row[9]
-        counts[(org, key)] = counts.get((org, key), 0) + 1
-        if (org, key) not in latest or at > latest[(org, key)]:
-            latest[(org, key)] = at
-        if (org, key) not in earliest or at < earliest[(org, key)]:
-            earliest[(org, key)] = at
-    return [
-        (org, key, count, latest[(org, key)], earliest[(org, key)])
-        for (org, key), count in counts.items()
-    ]
 
 
 async def _touch(conn: AsyncConnection, spans: list[KeySpan]) -> None:
