@@ -8,6 +8,8 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from db.engine import create_engine
 from db.folding import (
     SQLITE_FOLD_MIN_ROWS,
@@ -24,62 +26,61 @@ from tests.factories import event, make_tenant
 from tests.stored_totals import totals
 
 
+@pytest.fixture
+async def own_engine(clean_database):
+    """An engine of the test's own: no folder of the app's runs beside it."""
+    engine = create_engine(clean_database)
+    yield engine
+    await engine.dispose()
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def test_sqlite_waits_for_a_long_or_old_tail_and_postgresql_does_not(clean_database):
-    engine = create_engine(clean_database)
-    try:
-        now = _now_ms()
-        young = Tail(10, now)
-        due = fold_due(engine, young, now)
-        if engine.dialect.name == "postgresql":
-            assert due  # folds run beside ingestion there: no reason to wait
-        else:
-            assert not due
-            assert fold_due(engine, Tail(SQLITE_FOLD_MIN_ROWS, now), now)
-            old = now - int(SQLITE_FOLD_WAIT_SECONDS * 1000)
-            assert fold_due(engine, Tail(10, old), now)
-        assert not fold_due(engine, Tail(0, None), now)
-    finally:
-        await engine.dispose()
+async def test_sqlite_waits_for_a_long_or_old_tail_and_postgresql_does_not(own_engine):
+    engine = own_engine
+    now = _now_ms()
+    young = Tail(10, now)
+    due = fold_due(engine, young, now)
+    if engine.dialect.name == "postgresql":
+        assert due  # folds run beside ingestion there: no reason to wait
+    else:
+        assert not due
+        assert fold_due(engine, Tail(SQLITE_FOLD_MIN_ROWS, now), now)
+        old = now - int(SQLITE_FOLD_WAIT_SECONDS * 1000)
+        assert fold_due(engine, Tail(10, old), now)
+    assert not fold_due(engine, Tail(0, None), now)
 
 
-async def test_the_tail_is_seen_from_its_ends(clean_database):
-    engine = create_engine(clean_database)
-    try:
-        now = datetime.now(UTC)
-        tenant = await make_tenant(engine, now=now)
-        before = _now_ms()
-        batch = [event(tenant.slug, now - timedelta(minutes=i)) for i in range(30)]
-        await ingest(engine, batch, now=now)
-        async with engine.connect() as conn:
-            seen = await tail(conn)
-        assert seen.rows == 30
-        assert seen.oldest_ms is not None
-        assert before <= seen.oldest_ms <= _now_ms()
-        await fold_all(engine)
-        async with engine.connect() as conn:
-            assert await tail(conn) == Tail(0, None)
-    finally:
-        await engine.dispose()
+async def test_the_tail_is_seen_from_its_ends(own_engine):
+    engine = own_engine
+    now = datetime.now(UTC)
+    tenant = await make_tenant(engine, now=now)
+    before = _now_ms()
+    batch = [event(tenant.slug, now - timedelta(minutes=i)) for i in range(30)]
+    await ingest(engine, batch, now=now)
+    async with engine.connect() as conn:
+        seen = await tail(conn)
+    assert seen.rows == 30
+    assert seen.oldest_ms is not None
+    assert before <= seen.oldest_ms <= _now_ms()
+    await fold_all(engine)
+    async with engine.connect() as conn:
+        assert await tail(conn) == Tail(0, None)
 
 
-async def test_ingestion_waits_while_the_tail_is_over_its_bound(clean_database):
-    engine = create_engine(clean_database)
-    try:
-        now = datetime.now(UTC)
-        tenant = await make_tenant(engine, now=now)
-        await ingest(engine, [event(tenant.slug, now) for _ in range(20)], now=now)
-        waited = await wait_for_tail(engine, bound=10, poll=0.01, most=0.05)
-        if engine.dialect.name == "postgresql":
-            assert waited == 0.0
-        else:
-            assert waited >= 0.05  # over the bound the whole time: waited its most
-        assert await wait_for_tail(engine, bound=20, poll=0.01, most=0.05) == 0.0
-    finally:
-        await engine.dispose()
+async def test_ingestion_waits_while_the_tail_is_over_its_bound(own_engine):
+    engine = own_engine
+    now = datetime.now(UTC)
+    tenant = await make_tenant(engine, now=now)
+    await ingest(engine, [event(tenant.slug, now) for _ in range(20)], now=now)
+    waited = await wait_for_tail(engine, bound=10, poll=0.01, most=0.05)
+    if engine.dialect.name == "postgresql":
+        assert waited == 0.0
+    else:
+        assert waited >= 0.05  # over the bound the whole time: waited its most
+    assert await wait_for_tail(engine, bound=20, poll=0.01, most=0.05) == 0.0
 
 
 async def test_folders_racing_on_one_tail_count_each_event_once(clean_database):
