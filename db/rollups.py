@@ -14,6 +14,7 @@ import itertools
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.dialect import epoch_second
 from db.folding import (
     DIMENSION_ROWS,
     ROLLUP_COLUMNS,
@@ -24,12 +25,6 @@ from db.folding import (
 )
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
 from db.rollup_keys import ALL_KEYS, NO_KEY
-
-
-def _epoch(conn: AsyncConnection) -> str:
-    if conn.dialect.name == "postgresql":
-        return "CAST(floor(extract(epoch FROM occurred_at)) AS BIGINT)"
-    return "CAST(strftime('%s', occurred_at) AS INTEGER)"
 
 
 def _coarser(table: str, grain: int, finer: int, keys: str, *, all_keys: bool) -> str:
@@ -49,7 +44,7 @@ def _coarser(table: str, grain: int, finer: int, keys: str, *, all_keys: bool) -
 def _fill(conn: AsyncConnection, table: str) -> list[str]:
     """The statements writing every rollup row into the empty ``table``."""
     quarter = GRAIN_SECONDS[0]
-    fine = fine_rows("usage_events", _epoch(conn), key=f"coalesce(api_key_id, {NO_KEY})")
+    fine = fine_rows("usage_events", epoch_second(conn), key=f"coalesce(api_key_id, {NO_KEY})")
     statements = [
         f"WITH fine AS ({fine}), d (dimension) AS (VALUES {DIMENSION_ROWS}) "
         f"INSERT INTO {table} ({ROLLUP_COLUMNS}) "

@@ -200,3 +200,52 @@ async def test_last_used_and_last_event_follow_ingestion(client, engine, clock):
     assert (await post_events(client, token, [first])).json()["accepted"] == 1
     assert (await post_events(client, token, [replay])).json() == {"accepted": 0, "duplicates": 1}
     assert await state() == before
+
+
+EDGE_REPORT = """
+query($range: TimeRangeInput!) {
+  organization { usage(timeRange: $range) { calls creditsConsumed } }
+}
+"""
+
+
+async def test_an_event_just_before_a_quarter_hour_stays_in_it(client, engine, clock):
+    """Events a microsecond to half a millisecond before a quarter hour, hour and day edge
+    belong before it: in the pending tail, once folded and after a rebuild (SQLite's date
+    functions round fractions to milliseconds, which had moved them past the edge)."""
+    tenant = await make_tenant(engine, now=clock(), timezone="UTC")
+    token = await make_ingest_token(engine, now=clock())
+    edges = [
+        datetime(2026, 5, 4, 10, 15, tzinfo=UTC),
+        datetime(2026, 5, 4, 11, 0, tzinfo=UTC),
+        datetime(2026, 5, 5, 0, 0, tzinfo=UTC),
+    ]
+    offsets = [1, 499, 500, 501, 999_999]  # microseconds before the edge
+    events = [
+        event(tenant.slug, edge - timedelta(microseconds=offset), credits=100)
+        for edge in edges
+        for offset in offsets
+    ] + [event(tenant.slug, edge, credits=1) for edge in edges]
+    assert (await post_events(client, token, events)).status_code == 200
+
+    async def figures() -> list[tuple[int, int]]:
+        answers = []
+        for edge in edges:
+            # Whole quarter hours on both sides, so only rollups (and the tail) answer.
+            for low, high in (
+                (edge - timedelta(minutes=15), edge),
+                (edge, edge + timedelta(minutes=15)),
+            ):
+                span = {"start": low.isoformat(), "end": high.isoformat(), "timezone": "UTC"}
+                body = (await graphql(client, tenant.token, EDGE_REPORT, {"range": span})).json()
+                usage = body["data"]["organization"]["usage"]
+                answers.append((usage["calls"], usage["creditsConsumed"]))
+        return answers
+
+    expected = [(len(offsets), 100 * len(offsets)), (1, 1)] * len(edges)
+    assert await figures() == expected  # pending tail
+    await fold_all(engine)
+    assert await figures() == expected  # folded
+    async with writing(engine) as conn:
+        await rebuild(conn)
+    assert await figures() == expected  # rebuilt

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.dialect import SQLITE_EPOCH_SECOND
 from db.rollup_keys import NO_KEY
 
 # (organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome code,
@@ -69,7 +70,7 @@ _SQLITE_LAST_ROWID = "SELECT max(rowid) FROM usage_events"
 _SQLITE_PENDING_OF_NEW = f"""
 INSERT INTO usage_pending ({_PENDING_COLUMNS})
 SELECT organization_id, coalesce(api_key_id, {NO_KEY}), user_id, source, endpoint, outcome,
-       credits, CAST(strftime('%s', occurred_at) AS INTEGER), ?1
+       credits, {SQLITE_EPOCH_SECOND}, ?1
 FROM usage_events NOT INDEXED WHERE rowid > ?2 ORDER BY rowid
 """
 _SQLITE_SPANS_OF_NEW = """

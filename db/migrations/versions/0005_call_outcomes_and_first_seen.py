@@ -47,7 +47,9 @@ VALUES = {
 def _epoch(dialect: str) -> str:
     if dialect == "postgresql":
         return "CAST(floor(extract(epoch FROM occurred_at)) AS BIGINT)"
-    return "CAST(strftime('%s', occurred_at) AS INTEGER)"
+    # Cut to whole seconds before strftime, which rounds fractions to milliseconds
+    # (db.dialect.SQLITE_EPOCH_SECOND; spelled out here, as a migration must not change).
+    return "CAST(strftime('%s', substr(occurred_at, 1, 19)) AS INTEGER)"
 
 
 def _refill_rollups(dialect: str) -> None:
