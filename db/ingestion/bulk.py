@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.dialect import SQLITE_EPOCH_SECOND
+from db.dialect import POSTGRESQL_EPOCH_SECOND, SQLITE_EPOCH_SECOND
 from db.rollup_keys import NO_KEY
 
 # (organization_id, event_id, api_key_id, user_id, source, endpoint, status, outcome code,
@@ -56,7 +56,7 @@ WITH new AS (
 ), pending AS (
     INSERT INTO usage_pending ({_PENDING_COLUMNS})
     SELECT organization_id, coalesce(api_key_id, {NO_KEY}), user_id, source, endpoint, outcome,
-           credits, floor(extract(epoch FROM occurred_at))::bigint, $11::bigint
+           credits, {POSTGRESQL_EPOCH_SECOND}, $11::bigint
     FROM new
 )
 SELECT organization_id, api_key_id, count(*), max(occurred_at), min(occurred_at) FROM new
