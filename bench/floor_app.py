@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db import grains
 from db.queries.usage import MAX_RANGES, to_micros
-from db.rollup_keys import ALL_KEYS
+from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES
 from domain.dimensions import Dimension
 from domain.periods import Granularity, period_edges
 from domain.plans import Plan
@@ -166,6 +166,8 @@ class Statements:
                 where += f" AND api_key_id = {ALL_KEYS}"
             else:
                 where += f" AND api_key_id != {ALL_KEYS}"
+            # Every outcome: the all-outcomes rows (db/rollup_keys.py).
+            where += f" AND outcome = {ALL_OUTCOMES}"
             branches.append(
                 f"SELECT api_key_id, bucket, value, calls, credits FROM usage_rollups WHERE {where}"
             )

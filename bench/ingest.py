@@ -249,7 +249,7 @@ class Scratch:
                     text(
                         "SELECT sum(credits) FROM usage_rollups "
                         "WHERE grain = 900 AND dimension = 0 "
-                        "AND api_key_id <> -1"
+                        "AND api_key_id <> -1 AND outcome = 0"
                     )
                 )
             ).scalar_one()

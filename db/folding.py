@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import writing
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
-from db.rollup_keys import ALL_KEYS
+from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME
 from domain.dimensions import Dimension
 
 # pg_advisory_xact_lock key of the folder (and of ``rollups rebuild``): 'crlf'.
@@ -141,6 +141,19 @@ ADD = (
     "credits = usage_rollups.credits + excluded.credits"
 )
 _FINE_COLUMNS = "organization_id, api_key_id, user_id, source, endpoint, outcome"
+# Each finer row adds to the all-outcomes row of its cell and, unless its outcome is the
+# implied one, to that outcome's row (db/rollup_keys.py): ``o.every`` = 1 is the first.
+OUTCOME_CTE = "o (every) AS (VALUES (1), (0))"
+
+
+def outcome_of_row(row: str) -> str:
+    """The rollup outcome a ``row``'s calls add to, joined with ``o`` (``OUTCOME_CTE``)."""
+    return f"CASE WHEN o.every = 1 THEN {ALL_OUTCOMES} ELSE {row}.outcome END"
+
+
+def outcome_rows(row: str) -> str:
+    """The condition on ``row`` joined with ``o``: no row of the implied outcome."""
+    return f"(o.every = 1 OR {row}.outcome <> {IMPLIED_OUTCOME})"
 
 
 def fine_rows(source: str, epoch: str, key: str = "api_key_id") -> str:
@@ -158,15 +171,16 @@ def fine_rows(source: str, epoch: str, key: str = "api_key_id") -> str:
 # over all keys, each dimension; summed, then upserted in primary-key order (so a fold and
 # ``rollups rebuild`` lock rows in the same order).
 EXPAND_CTES = (
-    f"g (grain, all_keys) AS (VALUES {GRAIN_ROWS}), d (dimension) AS (VALUES {DIMENSION_ROWS})"
+    f"g (grain, all_keys) AS (VALUES {GRAIN_ROWS}), d (dimension) AS (VALUES {DIMENSION_ROWS}), "
+    f"{OUTCOME_CTE}"
 )
 EXPAND_INSERT = f"""
 INSERT INTO usage_rollups ({ROLLUP_COLUMNS})
 SELECT fine.organization_id, d.dimension, g.grain, fine.quarter - fine.quarter % g.grain,
        CASE WHEN g.all_keys = 1 THEN {ALL_KEYS} ELSE fine.api_key_id END, {VALUE_CASE},
-       fine.outcome, sum(fine.calls), sum(fine.credits)
-FROM fine CROSS JOIN g CROSS JOIN d
-WHERE true
+       {outcome_of_row("fine")}, sum(fine.calls), sum(fine.credits)
+FROM fine CROSS JOIN g CROSS JOIN d CROSS JOIN o
+WHERE {outcome_rows("fine")}
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 ORDER BY 1, 2, 3, 5, 4, 6, 7
 ON CONFLICT ({ROLLUP_KEY}) {ADD}
@@ -216,11 +230,13 @@ AS MATERIALIZED (
     UNION ALL {
     _sqlite_dimension(Dimension.USER, "coalesce(CAST(user_id AS TEXT), '')", "user_id, ")
 }
-), g (grain, all_keys) AS (VALUES {GRAIN_ROWS})
+), g (grain, all_keys) AS (VALUES {GRAIN_ROWS}), {OUTCOME_CTE}
 SELECT q.organization_id, q.dimension, g.grain,
        CASE WHEN g.all_keys = 1 THEN {ALL_KEYS} ELSE q.api_key_id END,
-       q.bucket - q.bucket % g.grain, q.value, q.outcome, sum(q.calls), sum(q.credits)
-FROM q CROSS JOIN g
+       q.bucket - q.bucket % g.grain, q.value, {outcome_of_row("q")}, sum(q.calls),
+       sum(q.credits)
+FROM q CROSS JOIN g CROSS JOIN o
+WHERE {outcome_rows("q")}
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 ORDER BY 1, 2, 3, 4, 5, 6, 7
 """

@@ -1,7 +1,8 @@
 """Recompute every rollup from raw events, in SQL, independently of the ingestion path.
 
 One pass over the events writes the quarter-hour rows of every dimension (from rows summed
-per quarter hour, key, user, source, endpoint and outcome); each coarser grain is then
+per quarter hour, key, user, source, endpoint and outcome; each into its all-outcomes row
+and, unless it succeeded, its outcome's row: db/rollup_keys.py); each coarser grain is then
 summed from the grain below it, and the all-keys rows from the per-key rows of their grain.
 Before, each of the 20 (grain, dimension, all keys) row sets was one scan of the events.
 On PostgreSQL ingestion waits for the rebuild (see ``rebuild``); reads see the old rollups
@@ -17,10 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.dialect import epoch_second
 from db.folding import (
     DIMENSION_ROWS,
+    OUTCOME_CTE,
     ROLLUP_COLUMNS,
     ROLLUP_KEY,
     VALUE_CASE,
     fine_rows,
+    outcome_of_row,
+    outcome_rows,
     take_lock,
 )
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
@@ -46,11 +50,12 @@ def _fill(conn: AsyncConnection, table: str) -> list[str]:
     quarter = GRAIN_SECONDS[0]
     fine = fine_rows("usage_events", epoch_second(conn), key=f"coalesce(api_key_id, {NO_KEY})")
     statements = [
-        f"WITH fine AS ({fine}), d (dimension) AS (VALUES {DIMENSION_ROWS}) "
+        f"WITH fine AS ({fine}), d (dimension) AS (VALUES {DIMENSION_ROWS}), {OUTCOME_CTE} "
         f"INSERT INTO {table} ({ROLLUP_COLUMNS}) "
         f"SELECT fine.organization_id, d.dimension, {quarter}, fine.quarter, fine.api_key_id, "
-        f"{VALUE_CASE}, fine.outcome, sum(fine.calls), sum(fine.credits) "
-        "FROM fine CROSS JOIN d WHERE true GROUP BY 1, 2, 4, 5, 6, 7"
+        f"{VALUE_CASE}, {outcome_of_row('fine')}, sum(fine.calls), sum(fine.credits) "
+        f"FROM fine CROSS JOIN d CROSS JOIN o WHERE {outcome_rows('fine')} "
+        "GROUP BY 1, 2, 4, 5, 6, 7"
     ]
     per_key = f"api_key_id <> {ALL_KEYS}"
     for finer, grain in itertools.pairwise(GRAIN_SECONDS):

@@ -119,7 +119,8 @@ usage_rollups = Table(
     Column("bucket", BigInteger, primary_key=True),
     Column("value", Text, primary_key=True),
     # Last in the key: a read of every outcome stays one contiguous range per piece, and a
-    # filter on outcomes is a condition on rows already in that range.
+    # filter on outcomes is a condition on rows already in that range. ALL_OUTCOMES rows
+    # hold every outcome; SUCCESS has no rows (the rest of them: db/rollup_keys.py).
     Column("outcome", SmallInteger, primary_key=True),
     Column("calls", BigInteger, nullable=False),
     Column("credits", BigInteger, nullable=False),

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from db.engine import create_engine
 from db.ingestion.writer import ingest
-from db.rollup_keys import ALL_KEYS
+from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES
 from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension
 from tests.factories import event, make_tenant
@@ -34,7 +34,10 @@ async def _counts(engine) -> tuple[int, int, int]:  # type: ignore[no-untyped-de
         folded = (
             await conn.execute(
                 select(func.coalesce(func.sum(r.calls), 0)).where(
-                    r.grain == 900, r.dimension == int(Dimension.TOTAL), r.api_key_id != ALL_KEYS
+                    r.grain == 900,
+                    r.dimension == int(Dimension.TOTAL),
+                    r.api_key_id != ALL_KEYS,
+                    r.outcome == ALL_OUTCOMES,
                 )
             )
         ).scalar()

@@ -1,5 +1,6 @@
 """Migration 0005: outcomes filled from stored statuses, rollups refilled by outcome,
-``first_seen_at`` from each key's earliest event; and back again."""
+``first_seen_at`` from each key's earliest event; migration 0007: all-outcomes rows; and
+back again."""
 
 from __future__ import annotations
 
@@ -71,6 +72,49 @@ def _events() -> list[dict[str, object]]:
     return rows
 
 
+async def _insert(conn, events: list[dict[str, object]]) -> None:  # type: ignore[no-untyped-def]
+    """One organization with three keys and ``events``, as revision 0004 stores them."""
+    await conn.execute(
+        organizations.insert().values(
+            id=1,
+            slug="acme",
+            name="Acme",
+            plan="PRO",
+            timezone="UTC",
+            credit_allowance=1000,
+            billing_cycle_anchor=T0,
+            created_at=T0,
+        )
+    )
+    await conn.execute(
+        api_keys.insert(),
+        [
+            {
+                "id": 1,
+                "organization_id": 1,
+                "external_id": "a",
+                "name": "A",
+                "created_at": T0,
+            },
+            {
+                "id": 2,
+                "organization_id": 1,
+                "external_id": "b",
+                "name": "B",
+                "created_at": T0,
+            },
+            {
+                "id": 3,
+                "organization_id": 1,
+                "external_id": "c",
+                "name": "C",
+                "created_at": T0,
+            },
+        ],
+    )
+    await conn.execute(usage_events.insert(), events)
+
+
 async def _rollups(conn) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
     result = await conn.execute(
         text(
@@ -88,45 +132,7 @@ async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_
     engine = create_engine(scratch_url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                organizations.insert().values(
-                    id=1,
-                    slug="acme",
-                    name="Acme",
-                    plan="PRO",
-                    timezone="UTC",
-                    credit_allowance=1000,
-                    billing_cycle_anchor=T0,
-                    created_at=T0,
-                )
-            )
-            await conn.execute(
-                api_keys.insert(),
-                [
-                    {
-                        "id": 1,
-                        "organization_id": 1,
-                        "external_id": "a",
-                        "name": "A",
-                        "created_at": T0,
-                    },
-                    {
-                        "id": 2,
-                        "organization_id": 1,
-                        "external_id": "b",
-                        "name": "B",
-                        "created_at": T0,
-                    },
-                    {
-                        "id": 3,
-                        "organization_id": 1,
-                        "external_id": "c",
-                        "name": "C",
-                        "created_at": T0,
-                    },
-                ],
-            )
-            await conn.execute(usage_events.insert(), events)
+            await _insert(conn, events)
         await asyncio.to_thread(migrate.upgrade, scratch_url)
 
         async with engine.connect() as conn:
@@ -171,8 +177,13 @@ async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_
     for _, dimension, grain, key, _, _, outcome, calls, _ in migrated:
         if (dimension, grain, key) == (0, 86400, -1):
             calls_per_outcome[outcome] = calls_per_outcome.get(outcome, 0) + calls
+    # The layout of 0007: an all-outcomes row, and no row of the implied SUCCESS (1).
     assert calls_per_outcome == {
-        code: sum(1 for value in stored.values() if value == code) for code in set(stored.values())
+        0: len(stored),
+        **{
+            code: sum(1 for value in stored.values() if value == code)
+            for code in set(stored.values()) - {1}
+        },
     }
     earliest = {
         key: min(e["occurred_at"] for e in events if e["api_key_id"] == key)  # type: ignore[type-var]
@@ -180,8 +191,8 @@ async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_
     }
     assert firsts == {1: earliest[1], 2: earliest[2], 3: None}
     summed: dict[tuple[object, ...], list[int]] = {}
-    for *key, _, calls, credits in migrated:
-        if key[2:4] == [900, -1]:
+    for *key, outcome, calls, credits in migrated:
+        if key[2:4] == [900, -1] or outcome != 0:
             continue  # all-keys quarter hours came with 0006; the 0004 layout has none
         slot = summed.setdefault(tuple(key), [0, 0])
         slot[0] += int(str(calls))
@@ -189,3 +200,36 @@ async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_
     assert downgraded == [
         (*key, calls, credits) for key, (calls, credits) in sorted(summed.items())
     ]
+
+
+async def test_0007_adds_all_outcomes_rows_drops_successes_and_goes_back(scratch_url):
+    """0007 turns the rollups of 0006 into those ``rollups rebuild`` writes now, and its
+    downgrade gives back exactly the rows of 0006 (a cell whose calls all failed gets no
+    SUCCESS row, as 0006 had none)."""
+    events = _events()
+    await asyncio.to_thread(migrate.upgrade, scratch_url, "0004")
+    engine = create_engine(scratch_url)
+    try:
+        async with engine.begin() as conn:
+            await _insert(conn, events)
+        await asyncio.to_thread(migrate.upgrade, scratch_url, "0006")
+        async with engine.connect() as conn:
+            before = await _rollups(conn)
+        await asyncio.to_thread(migrate.upgrade, scratch_url)
+        async with engine.connect() as conn:
+            migrated = await _rollups(conn)
+        async with engine.begin() as conn:
+            await rebuild(conn)
+            rebuilt = await _rollups(conn)
+        await asyncio.to_thread(migrate.downgrade, scratch_url, "0006")
+        async with engine.connect() as conn:
+            after = await _rollups(conn)
+    finally:
+        await engine.dispose()
+    assert {row[6] for row in before} == {1, 2, 3, 4, 5}
+    assert {row[6] for row in migrated} == {0, 2, 3, 4, 5}
+    # A cell without successes is there (so the downgrade's "no row" case is exercised).
+    cells = {row[:6] for row in before}
+    assert cells - {row[:6] for row in before if row[6] == 1}
+    assert migrated == rebuilt
+    assert after == before

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from db.folding import fold_all
 from db.queries import reports
 from db.tables import api_keys, usage_events
 from domain.dimensions import Dimension
@@ -87,14 +88,19 @@ def _as_groups(shares: list[Share]) -> dict[Any, Tally]:
     return {share.value: Tally(share.calls, share.credits) for share in shares}
 
 
-@pytest.fixture
-async def stored(client, engine, clock):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["as-sent", "folded"])
+async def stored(request, client, engine, clock):  # type: ignore[no-untyped-def]
+    """The events, read as they come (mostly from the rollup tail: the app's folder waits
+    for a longer or older tail) or all folded into the rollups, whose layout differs by
+    outcome (the all-outcomes rows and no SUCCESS rows: db/rollup_keys.py)."""
     tenant = await make_tenant(engine, now=clock(), slug="outcomes")
     token = await make_ingest_token(engine, now=clock())
     events = _sent(tenant.slug, 400)
     for start in range(0, len(events), 100):
         response = await post_events(client, token, events[start : start + 100])
         assert response.status_code == 200, response.text
+    if request.param == "folded":
+        await fold_all(engine)
     async with engine.connect() as conn:
         keys = {row.external_id: row.id for row in await conn.execute(select(api_keys))}
     return tenant, events, keys

@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -40,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
-from db.rollup_keys import ALL_KEYS, NO_KEY
+from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME, NO_KEY
 from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput
@@ -202,19 +204,35 @@ async def tally(
     if rollup_pieces:
         statement, parameters = _rollup_statement(query, rollup_pieces)
         for row in await conn.execute(statement, parameters):
-            add(
-                row.key,
-                row.bucket * grains.MICROS,
-                label(row.value),
-                int(row.calls),
-                int(row.credits),
-            )
+            at, calls, credits = row.bucket * grains.MICROS, int(row.calls), int(row.credits)
+            if by_outcome:
+                for code, sign in _outcome_shares(int(row.value)):
+                    add(row.key, at, label(code), sign * calls, sign * credits)
+            else:
+                add(row.key, at, label(row.value), calls, credits)
     raw_pieces = [piece for piece in pieces if not piece.grain]
     if raw_pieces:
         for row in await conn.execute(_raw_statement(query, raw_pieces)):
             at = to_micros(row.at) if row.at is not None else bounds[0]
             add(row.key, at, label(row.value), int(row.calls), int(row.credits))
-    return {key: Tally(calls, credits) for key, (calls, credits) in result.items()}
+    wanted = None if codes is None or not by_outcome else {label(code) for code in codes}
+    return {
+        key: Tally(calls, credits)
+        for key, (calls, credits) in result.items()
+        # A difference of rows can be nothing: no call of the implied outcome in that group.
+        if calls and (wanted is None or key[2] in wanted)
+    }
+
+
+def _outcome_shares(value: int) -> tuple[tuple[int, int], ...]:
+    """(outcome code, sign) of what a ``by_outcome`` row adds to: the rollups' rows come
+    negated (``_Outcomes.SPLIT``): the all-outcomes row is the implied outcome's until the
+    other outcomes' rows are taken from it; the tail's and raw rows are their own outcome's."""
+    if value == -ALL_OUTCOMES:
+        return ((IMPLIED_OUTCOME, 1),)
+    if value < 0:
+        return ((-value, 1), (IMPLIED_OUTCOME, -1))
+    return ((value, 1),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +246,27 @@ class _Query:
     by_key: bool
     by_bucket: bool
     by_outcome: bool
+
+
+class _Outcomes(Enum):
+    """Which rollup rows a statement reads, by outcome (db/rollup_keys.py: each cell has
+    an all-outcomes row and a row per outcome present but the implied one)."""
+
+    EVERY = "every"  # no filter: the all-outcomes rows
+    ONLY = "only"  # a filter without the implied outcome: the rows of those outcomes
+    # A filter with it: the all-outcomes rows less the rows of the outcomes not asked for.
+    ALL_BUT = "all but"
+    # By outcome: every row, its code negated so that the caller can tell the rollups' rows
+    # (whose implied outcome is a difference) from the tail's (``_outcome_shares``).
+    SPLIT = "split"
+
+    @classmethod
+    def of(cls, query: _Query) -> _Outcomes:
+        if query.by_outcome:
+            return cls.SPLIT
+        if query.outcomes is None:
+            return cls.EVERY
+        return cls.ALL_BUT if IMPLIED_OUTCOME in query.outcomes else cls.ONLY
 
 
 def _rollup_statement(
@@ -248,6 +287,7 @@ def _rollup_statement(
         tuple(piece.grain // grains.MICROS for piece in pieces),
         len(spans),
         query.keys is not None,
+        _Outcomes.of(query),
         query.outcomes is not None,
         query.by_key,
         query.by_bucket,
@@ -275,7 +315,8 @@ class _Shape:
     grains: tuple[int, ...]  # of each piece, in seconds
     tail_spans: int
     keys: bool
-    outcomes: bool
+    outcomes: _Outcomes
+    outcome_filter: bool  # an ``outcomes`` parameter (tail rows are filtered by it)
     by_key: bool
     by_bucket: bool
     by_outcome: bool
@@ -303,11 +344,19 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
     organization: BindParameter[Any] = bindparam("organization")
     keys: BindParameter[Any] = bindparam("keys", expanding=True)
     outcomes: BindParameter[Any] = bindparam("outcomes", expanding=True)
-    value = r.outcome.label("value") if shape.by_outcome else r.value
+    value = (-r.outcome).label("value") if shape.by_outcome else r.value
+    every = r.outcome == _constant(ALL_OUTCOMES, SmallInteger)
+    calls: ColumnElement[Any] = r.calls
+    credits: ColumnElement[Any] = r.credits
+    if shape.outcomes is _Outcomes.ALL_BUT:
+        calls = case((every, r.calls), else_=-r.calls)
+        credits = case((every, r.credits), else_=-r.credits)
     dimension = _constant(int(shape.dimension), SmallInteger)
     branches = []
     for index, grain in enumerate(shape.grains):
-        branch = select(r.api_key_id, r.bucket, value, r.calls, r.credits).where(
+        branch = select(
+            r.api_key_id, r.bucket, value, calls.label("calls"), credits.label("credits")
+        ).where(
             r.organization_id == organization,
             r.dimension == dimension,
             r.grain == _constant(grain, Integer),
@@ -322,8 +371,14 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
         else:
             # the per-key rows only
             branch = branch.where(r.api_key_id != _constant(ALL_KEYS, BigInteger))
-        if shape.outcomes:
+        if shape.outcomes is _Outcomes.EVERY:
+            branch = branch.where(every)
+        elif shape.outcomes is _Outcomes.ONLY:
             branch = branch.where(r.outcome.in_(outcomes))
+        elif shape.outcomes is _Outcomes.ALL_BUT:
+            # The filter holds the implied outcome: the all-outcomes row (never in it) and
+            # the rows of the outcomes left out, negated above.
+            branch = branch.where(r.outcome.not_in(outcomes))
         branches.append(branch)
     branches.extend(_pending_branches(shape, organization, keys, outcomes))
     rows = _union(branches)
@@ -392,7 +447,7 @@ def _pending_branches(
         )
         if shape.keys:
             branch = branch.where(p.api_key_id.in_(keys))
-        if shape.outcomes:
+        if shape.outcome_filter:
             branch = branch.where(p.outcome.in_(outcomes))
         branches.append(branch)
     return branches

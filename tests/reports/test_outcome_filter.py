@@ -4,11 +4,13 @@ against plain Python over the raw events, with the outcome derived here independ
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
 
+from db.folding import fold_all
 from tests import oracle
 from tests.factories import event, graphql, make_tenant, post_events
 from tests.reports.queries import ask, explicit, instant, utc
@@ -83,6 +85,8 @@ FILTERS = {
     "no-result": ["NO_RESULT"],
     "errors": ["CLIENT_ERROR", "SERVER_ERROR", "RATE_LIMITED"],
     "success": ["SUCCESS"],
+    # SUCCESS with some others: the all-outcomes rollup rows less the outcomes left out.
+    "success-and-no-result": ["SUCCESS", "NO_RESULT"],
     "all-five": ["SUCCESS", "NO_RESULT", "RATE_LIMITED", "CLIENT_ERROR", "SERVER_ERROR"],
     "none-given": None,
 }
@@ -174,6 +178,7 @@ async def test_a_page_of_keys_reads_its_filtered_tables_in_one_query(client, eng
       } } }
     }
     """
+    await fold_all(engine)  # else ``ask`` folds and asks again inside the recording
     sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         data = await ask(client, tenant.token, query, {"r": explicit(START, END)})
@@ -183,5 +188,62 @@ async def test_a_page_of_keys_reads_its_filtered_tables_in_one_query(client, eng
     assert len(nodes) == 3
     assert all(node["endpointUsage"] != node["all"] for node in nodes)
     # One grouped read per filter for the whole page, not one per key.
-    reads = [s for s in statements if "usage_rollups" in s or "usage_events" in s]
+    reads = [
+        s
+        for s in statements
+        if s.lstrip().startswith("SELECT") and ("usage_rollups" in s or "usage_events" in s)
+    ]
     assert len(reads) == 2, reads
+
+
+async def test_an_endpoint_whose_calls_all_failed_has_no_success(client, engine, clock, ingest):
+    """SUCCESS is stored as the all-outcomes rows less the other outcomes' rows
+    (db/rollup_keys.py): where every call failed the difference is nothing, and the
+    endpoint must be no row at all, not a row of zeros; with another outcome asked for, it
+    holds exactly that outcome's calls. Day, hour and quarter-hour pieces, and raw edges."""
+    clock.now = utc(2027, 1, 15, 12)
+    tenant = await make_tenant(engine, now=clock(), timezone="UTC")
+    day = utc(2026, 12, 3)
+    sent = []
+    for index in range(48):
+        at = day + timedelta(minutes=29 * index + 7)
+        sent.append(event(tenant.slug, at, api_key="k-ok", endpoint="/ok", status=200, credits=2))
+        status = 404 if index % 3 else 500
+        sent.append(
+            event(tenant.slug, at, api_key="k-broken", endpoint="/broken", status=status, credits=3)
+        )
+    assert (await post_events(client, ingest, sent)).status_code == 200
+    query = """
+    query($r: TimeRangeInput!, $o: [CallOutcome!], $key: ID) { organization {
+      usage(timeRange: $r, outcomes: $o, keyId: $key) {
+        calls byEndpoint { endpoint calls creditsConsumed } byOutcome { outcome calls }
+      } } }
+    """
+    ranges = [
+        (day - timedelta(days=1), day + timedelta(days=2)),  # whole days
+        (day + timedelta(hours=1, minutes=15), day + timedelta(hours=20, minutes=45)),
+        (day + timedelta(minutes=3, seconds=5), day + timedelta(hours=23, minutes=59)),
+    ]
+    cases = itertools.product(
+        ranges, (["SUCCESS"], ["SUCCESS", "SERVER_ERROR"], ["NO_RESULT"], None), (None, "k-broken")
+    )
+    for (start, end), outcomes, key in cases:
+        kept = [
+            e
+            for e in sent
+            if start <= instant(e["timestamp"]) < end
+            and (outcomes is None or oracle.outcome_of(e) in outcomes)
+            and key in (None, e["api_key"])
+        ]
+        variables = {"r": explicit(start, end), "o": outcomes, "key": key}
+        report = (await ask(client, tenant.token, query, variables))["usage"]
+        assert [
+            [r["endpoint"], r["calls"], r["creditsConsumed"]] for r in report["byEndpoint"]
+        ] == table(kept, lambda e: e["endpoint"]), (start, outcomes)
+        outcome_calls: dict[str, int] = {}
+        for e in kept:
+            name = oracle.outcome_of(e)
+            outcome_calls[name] = outcome_calls.get(name, 0) + 1
+        assert {r["outcome"]: r["calls"] for r in report["byOutcome"]} == outcome_calls
+        if outcomes == ["SUCCESS"]:
+            assert [r["endpoint"] for r in report["byEndpoint"]] == ([] if key else ["/ok"])
