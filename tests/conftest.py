@@ -130,6 +130,8 @@ async def app(settings: Settings, clock: FixedClock):  # type: ignore[no-untyped
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        # For ``tests.factories.answer``: the engine whose pending events it folds.
+        http.folding_engine = app.state.engine  # type: ignore[attr-defined]
         yield http
 
 

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import writing
+from db.folding import fold_all
 from db.queries.directory import create_organization, create_user
 from db.queries.tokens import create_token
 from domain.scopes import TokenScope
@@ -133,3 +134,36 @@ async def graphql(
     return await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
+
+
+async def answer(
+    client: httpx.AsyncClient,
+    token: str | None,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``data`` of the answer to ``query``, which must have no error, and which must be
+    the same read as ingested and read again once every pending event is folded into the
+    rollups (when the client has a ``folding_engine``: tests/conftest.py). The app's folder
+    waits for a longer or older tail (SQLite: 2 s), so without this a test that asks right
+    after ingesting reads its events from the tail only, never from the rollups, whose
+    layout (all-keys and all-outcomes rows: db/rollup_keys.py) the reads must undo."""
+    body = (await graphql(client, token, query, variables)).json()
+    assert "errors" not in body, body
+    engine = getattr(client, "folding_engine", None)
+    if engine is not None and await fold_all(engine):
+        again = (await graphql(client, token, query, variables)).json()
+        assert again == body, "the rollups answer otherwise than the unfolded tail did"
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+# Fixture parameters of tests that read what they ingested: read as it comes (mostly from
+# the rollup tail) and read with everything folded into the rollups (``settle``).
+STORAGE = ["as-sent", "folded"]
+
+
+async def settle(engine: AsyncEngine, storage: str) -> None:
+    """Fold every pending event into the rollups when ``storage`` is "folded"."""
+    if storage == "folded":
+        await fold_all(engine)

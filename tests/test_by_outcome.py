@@ -15,7 +15,7 @@ from graphql_schema.limits.cost import _max_length
 from graphql_schema.schema import build_schema
 from graphql_schema.types.outcomes import MAX_OUTCOMES
 from tests import oracle, spike_oracle
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import answer, event, make_ingest_token, make_tenant, post_events
 
 START, END = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 8, tzinfo=UTC)
 BY_OUTCOME = """
@@ -64,9 +64,7 @@ def mixed(slug: str, seed: int, count: int = 300) -> list[dict]:
 
 
 async def ask(client, tenant, variables):
-    body = (await graphql(client, tenant.token, BY_OUTCOME, variables)).json()
-    assert "errors" not in body, body
-    return body["data"]["organization"]["usage"]
+    return (await answer(client, tenant.token, BY_OUTCOME, variables))["organization"]["usage"]
 
 
 @pytest.mark.parametrize("key", [None, "key-b"], ids=["all-keys", "one-key"])
@@ -170,6 +168,6 @@ async def test_spikes_of_calls_without_result_only(client, tenant, ingest):
 
 
 async def ask_spikes(client, tenant, variables):
-    body = (await graphql(client, tenant.token, SPIKES, variables)).json()
-    assert "errors" not in body, body
-    return body["data"]["organization"]["usage"]["spikes"]
+    return (await answer(client, tenant.token, SPIKES, variables))["organization"]["usage"][
+        "spikes"
+    ]

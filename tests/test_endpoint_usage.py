@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import oracle
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import (
+    STORAGE,
+    event,
+    graphql,
+    make_ingest_token,
+    make_tenant,
+    post_events,
+    settle,
+)
 
 QUERY = """
 query($range: TimeRangeInput!, $key: ID) {
@@ -43,14 +51,15 @@ def random_events(slug: str, rng: random.Random, start: datetime, count: int) ->
     return events
 
 
-@pytest.fixture
-async def loaded(client, engine, clock):
+@pytest.fixture(params=STORAGE)
+async def loaded(request, client, engine, clock):
     tenant = await make_tenant(engine, now=clock())
     ingest = await make_ingest_token(engine, now=clock())
     rng = random.Random(7)
     events = random_events(tenant.slug, rng, datetime(2026, 5, 1, tzinfo=UTC), 1500)
     response = await post_events(client, ingest, events)
     assert response.status_code == 200, response.text
+    await settle(engine, request.param)
     return tenant, events
 
 

@@ -20,12 +20,14 @@ from domain.periods import Granularity, period_edges
 from resolvers import export as export_rows
 from tests import oracle
 from tests.factories import (
+    STORAGE,
     add_user,
     event,
     graphql,
     make_ingest_token,
     make_tenant,
     post_events,
+    settle,
 )
 
 ZONE = "Asia/Kathmandu"  # +05:45: local days are not UTC days
@@ -58,13 +60,14 @@ def make_events(slug: str) -> list[dict]:
     return events
 
 
-@pytest.fixture
-async def world(client, engine, clock):
+@pytest.fixture(params=STORAGE)
+async def world(request, client, engine, clock):
     clock.now = NOW
     tenant = await make_tenant(engine, now=NOW, timezone=ZONE, slug="acme")
     ingest = await make_ingest_token(engine, now=NOW)
     events = make_events(tenant.slug)
     assert (await post_events(client, ingest, events)).status_code == 200
+    await settle(engine, request.param)
     return tenant, events
 
 

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import oracle
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import (
+    STORAGE,
+    event,
+    graphql,
+    make_ingest_token,
+    make_tenant,
+    post_events,
+    settle,
+)
 
 AT = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
@@ -39,8 +47,8 @@ query {
 """
 
 
-@pytest.fixture
-async def six_keys(client, engine, clock):
+@pytest.fixture(params=STORAGE)
+async def six_keys(request, client, engine, clock):
     tenant = await make_tenant(engine, now=clock())
     ingest = await make_ingest_token(engine, now=clock())
     events = [
@@ -55,6 +63,7 @@ async def six_keys(client, engine, clock):
         for repeat in range(number % 3 + 1)
     ]
     assert (await post_events(client, ingest, events)).status_code == 200
+    await settle(engine, request.param)
     return tenant, events
 
 

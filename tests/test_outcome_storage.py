@@ -15,13 +15,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db.folding import fold_all
 from db.queries import reports
 from db.tables import api_keys, usage_events
 from domain.dimensions import Dimension
 from domain.outcomes import OUTCOME_CODES, CallOutcome, outcome_of
 from domain.records import Share, Tally
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import (
+    STORAGE,
+    event,
+    graphql,
+    make_ingest_token,
+    make_tenant,
+    post_events,
+    settle,
+)
 
 T0 = datetime(2026, 6, 10, tzinfo=UTC)
 NEPAL = timezone(timedelta(hours=5, minutes=45))
@@ -88,7 +95,7 @@ def _as_groups(shares: list[Share]) -> dict[Any, Tally]:
     return {share.value: Tally(share.calls, share.credits) for share in shares}
 
 
-@pytest.fixture(params=["as-sent", "folded"])
+@pytest.fixture(params=STORAGE)
 async def stored(request, client, engine, clock):  # type: ignore[no-untyped-def]
     """The events, read as they come (mostly from the rollup tail: the app's folder waits
     for a longer or older tail) or all folded into the rollups, whose layout differs by
@@ -99,8 +106,7 @@ async def stored(request, client, engine, clock):  # type: ignore[no-untyped-def
     for start in range(0, len(events), 100):
         response = await post_events(client, token, events[start : start + 100])
         assert response.status_code == 200, response.text
-    if request.param == "folded":
-        await fold_all(engine)
+    await settle(engine, request.param)
     async with engine.connect() as conn:
         keys = {row.external_id: row.id for row in await conn.execute(select(api_keys))}
     return tenant, events, keys

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests import spike_oracle
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import answer, event, make_ingest_token, make_tenant, post_events
 
 SPIKES = """
 query($range: TimeRangeInput!, $granularity: Granularity!, $key: ID) {
@@ -97,9 +97,9 @@ async def spikes_of(client, tenant, start, end, granularity, zone="UTC", key=Non
         "granularity": granularity,
         "key": key,
     }
-    body = (await graphql(client, tenant.token, SPIKES, variables)).json()
-    assert "errors" not in body, body
-    return body["data"]["organization"]["usage"]["spikes"]
+    return (await answer(client, tenant.token, SPIKES, variables))["organization"]["usage"][
+        "spikes"
+    ]
 
 
 def expected_answer(events, start, end, zone, granularity) -> list[dict[str, Any]]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from db.folding import fold_all
-from tests.factories import event, graphql
+from tests.factories import answer, event, graphql
 
 SERIES = """
 query($range: TimeRangeInput!, $granularity: Granularity!, $key: ID) {
@@ -51,16 +50,10 @@ def utc(*parts: int) -> datetime:
 
 
 async def ask(client, token, query, variables) -> dict[str, Any]:
-    """The organization of the answer, which must have no error. Events still pending fold
-    are then folded, and the same question must get the same answer from the rollups: each
-    report is checked read from the tail and from the rollups (tests/reports/conftest.py)."""
-    body = (await graphql(client, token, query, variables)).json()
-    assert "errors" not in body, body
-    engine = getattr(client, "folding_engine", None)
-    if engine is not None and await fold_all(engine):
-        again = (await graphql(client, token, query, variables)).json()
-        assert again == body, "the rollups answer otherwise than the unfolded tail did"
-    return body["data"]["organization"]
+    """The organization of the answer, read from the tail and from the rollups alike
+    (``tests.factories.answer``)."""
+    organization: dict[str, Any] = (await answer(client, token, query, variables))["organization"]
+    return organization
 
 
 async def error_of(client, token, query, variables) -> dict[str, Any]:
