@@ -11,7 +11,7 @@ TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 TEST_REDIS_SQLITE ?= redis://127.0.0.1:6379/15
 TEST_REDIS_POSTGRES ?= redis://127.0.0.1:6379/13
 
-.PHONY: install browser demo test test-sqlite test-postgres lint format schema vendor vendor-check bench \
+.PHONY: install browser wrk demo test test-sqlite test-postgres lint format schema vendor vendor-check bench \
 	bench-ingest clean
 
 $(STAMP): pyproject.toml
@@ -25,6 +25,10 @@ browser:
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 install: $(STAMP) browser
+
+## Debian's wrk, the load generator of the read benchmarks (bench/reads.py).
+wrk:
+	test -x /usr/bin/wrk || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 
 ## Start the service on a fresh SQLite file with demo data: it prints the dashboard link
 ## (signed in as the demo admin), the GraphiQL URL and the tokens.
@@ -72,7 +76,7 @@ schema: $(STAMP)
 	$(BIN)/python -m app.schema_file > schema.graphql
 
 ## Read benchmarks at 100k and 1M events (SQLite and PostgreSQL); 10M: bench/run-10m.sh.
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	bench/run.sh
 
 ## Ingestion throughput, batches of 1,000, via HTTP and the CLI, into both databases.
