@@ -108,7 +108,22 @@ def _org_names(shape: str) -> list[str]:
     return ORGS
 
 
-def make_shape(shape: str, count: int, seed: int = 1) -> list[dict[str, object]]:
+# Statuses of the live and history shapes: 3 calls in 7 fail (404, 429, 500), far more than
+# real traffic (8 % in bench/generate.py's datasets, 9 % of the demo's credits), so each
+# event more often adds to an outcome's rollup rows beside the all-outcomes ones
+# (docs/rollups.md). ``--failures`` draws a chosen share instead.
+SHAPE_STATUSES = [200, 200, 200, 200, 404, 429, 500]
+
+
+def _status(rng: random.Random, failures: float | None) -> int:
+    if failures is None:
+        return rng.choice(SHAPE_STATUSES)
+    return rng.choice([404, 429, 500]) if rng.random() < failures else 200
+
+
+def make_shape(
+    shape: str, count: int, seed: int = 1, failures: float | None = None
+) -> list[dict[str, object]]:
     """The events of ``shape`` (see the module docstring)."""
     if shape == "steady":
         return make_events(count, seed)
@@ -130,7 +145,7 @@ def make_shape(shape: str, count: int, seed: int = 1) -> list[dict[str, object]]
             "api_key": {"id": f"{org}-key-{rng.randrange(6)}", "name": "Production"},
             "source": rng.choice(SOURCES),
             "endpoint": rng.choices(ENDPOINTS, weights=popularity)[0],
-            "status": rng.choice([200, 200, 200, 200, 404, 429, 500]),
+            "status": _status(rng, failures),
             "credits": rng.choice([0, 1, 1, 1, 2, 5]),
             "timestamp": at.isoformat().replace("+00:00", "Z"),
         }
@@ -244,16 +259,19 @@ class Scratch:
             events, credits = (
                 await conn.execute(text("SELECT count(*), sum(credits) FROM usage_events"))
             ).one()
-            rolled = (
+            # Either layout (a tree from before migration 0007 may be the one measured):
+            # the all-outcomes rows where there are any, else the rows of every outcome.
+            every, summed, all_outcomes = (
                 await conn.execute(
                     text(
-                        "SELECT sum(credits) FROM usage_rollups "
-                        "WHERE grain = 900 AND dimension = 0 "
-                        "AND api_key_id <> -1 AND outcome = 0"
+                        "SELECT sum(credits), sum(CASE WHEN outcome = 0 THEN credits END), "
+                        "count(CASE WHEN outcome = 0 THEN 1 END) FROM usage_rollups "
+                        "WHERE grain = 900 AND dimension = 0 AND api_key_id <> -1"
                     )
                 )
-            ).scalar_one()
+            ).one()
         await engine.dispose()
+        rolled = summed if all_outcomes else every
         return int(events), int(credits or 0), int(rolled or 0)
 
     def __exit__(self, *_: object) -> None:
@@ -551,6 +569,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--shapes", default="steady,live,history")
+    parser.add_argument(
+        "--failures",
+        type=float,
+        default=None,
+        help="share of failed calls in live and history (default: 3 in 7, SHAPE_STATUSES)",
+    )
     parser.add_argument("--paths", default="http")
     parser.add_argument("--roots", default=f"this={ROOT}", help="name=path,... code trees")
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -585,7 +609,7 @@ def main() -> None:
     for kind in args.databases.split(","):
         for shape in args.shapes.split(","):
             for path in args.paths.split(","):
-                events = make_shape(shape, args.events, seed=len(rows) + 1)
+                events = make_shape(shape, args.events, seed=len(rows) + 1, failures=args.failures)
                 for name, root in roots:
                     load = os.getloadavg()[0]
                     with Scratch(kind, args.postgres, root, _org_names(shape)) as db:
