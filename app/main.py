@@ -30,6 +30,7 @@ from app.rate_limit import Limiter
 from app.redis_client import redis_client
 from app.settings import Settings
 from app.shared_rate_limit import Outage, make_limiter
+from app.startup_heap import freeze_startup_heap
 from app.subscription_slots import SubscriptionSlots
 from app.subscriptions import SubscriptionsEndpoint
 from app.webhooks.dispatcher import dispatching
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # Remember which file this server opened; if it is not there yet, /readyz says so.
         with suppress(Unavailable):
             database_file.check()
+        freeze_startup_heap()
         # The webhook dispatcher and the rollup folder run in every worker (docs/alerts.md,
         # docs/rollups.md).
         async with (

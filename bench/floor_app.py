@@ -45,6 +45,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.startup_heap import freeze_startup_heap
 from db import grains
 from db.queries.usage import MAX_RANGES, to_micros
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES
@@ -398,6 +399,7 @@ def create_floor_app(url: str, pepper: str, pool: int = 10) -> Callable[..., Awa
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     await floor.db.open()
+                    freeze_startup_heap()  # as the app does
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await floor.db.close()

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.auth import principal_of
 from app.settings import Settings
+from app.startup_heap import freeze_startup_heap
 from db.engine import create_engine
 from db.queries import reports
 from db.queries.directory import find_api_key, list_api_keys
@@ -190,6 +191,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        freeze_startup_heap()  # as the app does, so the two compare alike
         yield
         await engine.dispose()
 
