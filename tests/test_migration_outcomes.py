@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, String, column, select, table, text
 
@@ -115,6 +116,16 @@ async def _insert(conn, events: list[dict[str, object]]) -> None:  # type: ignor
     await conn.execute(usage_events.insert(), events)
 
 
+async def _stored_at_0004(url: str) -> tuple[list[dict[str, object]], Any]:
+    """The database at revision 0004 with ``_events()`` stored; its engine (to dispose)."""
+    events = _events()
+    await asyncio.to_thread(migrate.upgrade, url, "0004")
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await _insert(conn, events)
+    return events, engine
+
+
 async def _rollups(conn) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
     result = await conn.execute(
         text(
@@ -127,12 +138,8 @@ async def _rollups(conn) -> list[tuple[object, ...]]:  # type: ignore[no-untyped
 
 
 async def test_0005_fills_outcomes_rollups_and_first_seen_and_goes_back(scratch_url):
-    events = _events()
-    await asyncio.to_thread(migrate.upgrade, scratch_url, "0004")
-    engine = create_engine(scratch_url)
+    events, engine = await _stored_at_0004(scratch_url)
     try:
-        async with engine.begin() as conn:
-            await _insert(conn, events)
         await asyncio.to_thread(migrate.upgrade, scratch_url)
 
         async with engine.connect() as conn:
@@ -206,12 +213,8 @@ async def test_0007_adds_all_outcomes_rows_drops_successes_and_goes_back(scratch
     """0007 turns the rollups of 0006 into those ``rollups rebuild`` writes now, and its
     downgrade gives back exactly the rows of 0006 (a cell whose calls all failed gets no
     SUCCESS row, as 0006 had none)."""
-    events = _events()
-    await asyncio.to_thread(migrate.upgrade, scratch_url, "0004")
-    engine = create_engine(scratch_url)
+    _, engine = await _stored_at_0004(scratch_url)
     try:
-        async with engine.begin() as conn:
-            await _insert(conn, events)
         await asyncio.to_thread(migrate.upgrade, scratch_url, "0006")
         async with engine.connect() as conn:
             before = await _rollups(conn)
