@@ -291,7 +291,6 @@ def _rollup_statement(
         query.outcomes is not None,
         query.by_key,
         query.by_bucket,
-        query.by_outcome,
     )
     parameters: dict[str, Any] = {"organization": query.organization_id}
     for index, piece in enumerate(pieces):
@@ -319,7 +318,10 @@ class _Shape:
     outcome_filter: bool  # an ``outcomes`` parameter (tail rows are filtered by it)
     by_key: bool
     by_bucket: bool
-    by_outcome: bool
+
+    @property
+    def by_outcome(self) -> bool:
+        return self.outcomes is _Outcomes.SPLIT
 
 
 @functools.lru_cache(maxsize=256)

@@ -5,6 +5,7 @@ against plain Python over the raw events, with the outcome derived here independ
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -240,10 +241,7 @@ async def test_an_endpoint_whose_calls_all_failed_has_no_success(client, engine,
         assert [
             [r["endpoint"], r["calls"], r["creditsConsumed"]] for r in report["byEndpoint"]
         ] == table(kept, lambda e: e["endpoint"]), (start, outcomes)
-        outcome_calls: dict[str, int] = {}
-        for e in kept:
-            name = oracle.outcome_of(e)
-            outcome_calls[name] = outcome_calls.get(name, 0) + 1
+        outcome_calls = Counter(oracle.outcome_of(e) for e in kept)
         assert {r["outcome"]: r["calls"] for r in report["byOutcome"]} == outcome_calls
         if outcomes == ["SUCCESS"]:
             assert [r["endpoint"] for r in report["byEndpoint"]] == ([] if key else ["/ok"])
