@@ -244,7 +244,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
         result["python_calls_per_request"] = round(calls / args.count)
         if args.top:
-            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats(args.sort).print_stats(args.top)
     return result
 
 
@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=0, help="print the top N functions")
+    parser.add_argument("--sort", default="tottime", help="pstats order of --top (cumulative)")
     parser.add_argument("--instructions", action="store_true", help="callgrind, see above")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--dump", help="write the last answer's body to this file")
