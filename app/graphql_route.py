@@ -23,6 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from app.answer_cache import Answer, AnswerCache, AnswerKey, answer_key
 from app.auth import Authenticator, AuthRefused, signed_in_user
 from app.availability import RETRY_AFTER_SECONDS, DatabaseFile, is_outage, unavailable
 from app.body import BodyLimits, BodyRefused, check_declared_length, read_body
@@ -53,6 +54,7 @@ from domain.errors import (
     RateLimited,
     Unavailable,
 )
+from graphql_schema.answer_policy import AnswerPolicy
 from resolvers.context import Context, Limits
 
 INGEST_ONLY = (
@@ -82,6 +84,7 @@ class GraphQLRoute:
         limiter: Limiter,
         authenticator: Authenticator,
         database_file: DatabaseFile,
+        answers: AnswerCache | None = None,
     ) -> None:
         self.schema = schema
         self.settings = settings
@@ -108,6 +111,8 @@ class GraphQLRoute:
             max_page_size=settings.max_page_size, max_series_points=settings.max_series_points
         )
         self.webhooks = GuardedWebhooks(settings)
+        self.answers = AnswerCache(settings.answer_cache_bytes) if answers is None else answers
+        self.answer_policy = AnswerPolicy(schema._schema)
 
     def _is_ide_request(self, request: Request) -> bool:
         return (
@@ -154,6 +159,10 @@ class GraphQLRoute:
                     batching=self.settings.batching,
                     max_operations=self.settings.max_batch_operations,
                 )
+            key = None if batch else self._answer_key(operations[0], context, media_type)
+            answer = None if key is None else self.answers.get(key, self.clock())
+            if answer is not None:
+                return await self._reuse(request, answer, context, media_type)
             try:
                 results = await self._execute_all(request, operations, context)
             finally:
@@ -169,7 +178,68 @@ class GraphQLRoute:
             raise _unavailable(unavailable()) from error
         finally:
             await db.close()
-        return self._respond(results, batch, media_type)
+        response = self._respond(results, batch, media_type)
+        if key is not None:
+            self._keep(key, operations[0], results[0], response, context)
+        return response
+
+    def _answer_key(
+        self, operation: Operation, context: Context, media_type: str
+    ) -> AnswerKey | None:
+        if not self.answers.enabled:
+            return None
+        return answer_key(
+            context.viewer,
+            context.organization,
+            media_type,
+            operation.query,
+            operation.operation_name,
+            operation.variables,
+            operation.extensions,
+        )
+
+    async def _reuse(
+        self, request: Request, answer: Answer, context: Context, media_type: str
+    ) -> Response:
+        """A kept answer, charged and logged as its execution was."""
+        self.metrics.answer_reused(True)
+        context.operation_names.extend(answer.operation_names)
+        context.query_cost = answer.cost
+        request.state.operation = ",".join(answer.operation_names) or None
+        await self._charge_cost(context.token_id, context)
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            media_type=f"{media_type}; charset=utf-8",
+        )
+
+    def _keep(
+        self,
+        key: AnswerKey,
+        operation: Operation,
+        result: ExecutionResult,
+        response: Response,
+        context: Context,
+    ) -> None:
+        """Keep an answer without errors to a document the policy allows, for as long as
+        the clock lets it stand (``resolvers.context.Freshness``)."""
+        self.metrics.answer_reused(False)
+        valid_until = context.freshness.valid_until()
+        if (
+            result.errors
+            or result.extensions
+            or valid_until is None
+            or not self.answer_policy.reusable(operation.query)
+        ):
+            return
+        answer = Answer(
+            bytes(response.body),
+            response.status_code,
+            valid_until,
+            tuple(context.operation_names),
+            context.query_cost,
+        )
+        self.answers.put(key, answer)
 
     async def _receive(self, request: Request) -> tuple[str, bytes]:
         """The token and the whole body, before any connection is taken: a slow client

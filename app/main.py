@@ -147,7 +147,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    # The one entry tests and tools read (the engine the app made); everything else is
-    # passed to the routes that use it.
+    # What tests and tools read (the engine the app made, its metrics, the answer cache);
+    # everything else is passed to the routes that use it.
     app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.answers = graphql.answers
     return app

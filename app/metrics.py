@@ -77,6 +77,13 @@ class Metrics:
             ["surface"],
             registry=registry,
         )
+        self.answers = Counter(
+            "creditlens_answers",
+            "GraphQL answers by whether a kept answer was reused (app/answer_cache.py).",
+            ["reused"],
+            registry=registry,
+        )
+        self._answer_children = (self.answers.labels("false"), self.answers.labels("true"))
         self.redis_errors = Counter(
             "creditlens_redis_errors",
             "Redis calls that failed; the service went on without Redis (docs/deploy.md).",
@@ -102,6 +109,10 @@ class Metrics:
             self._request_children[(path, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def answer_reused(self, reused: bool) -> None:
+        """One single-operation GraphQL answer: reused from the answer cache, or executed."""
+        self._answer_children[reused].inc()
 
     def graphql_error(self, code: str) -> None:
         """One error sent to a GraphQL client, by ``extensions.code``."""

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     graphiql: bool = True
     batching: bool = False
 
+    # Answers kept per worker for repeated queries (app/answer_cache.py); 0 turns it off.
+    answer_cache_bytes: int = Field(default=64 * 1_048_576, ge=0, description="0 disables")
+
     # Request limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_ingest_body_bytes: int = Field(default=5 * 1_048_576, ge=1024)

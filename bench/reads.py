@@ -3,9 +3,11 @@
     python bench/reads.py --sizes 100k,1m --backends sqlite,postgres
     python bench/reads.py --sizes 10m --backends sqlite --duration 10
 
-For each dataset that ``bench/generate.py`` has loaded, three servers start side by side:
+For each dataset that ``bench/generate.py`` has loaded, four servers start side by side:
 the real app (``uvicorn app.asgi:app`` with the protocol and event loop that ``creditlens
-serve`` uses), the plain route (``bench/plain_app.py``, the same SQL and auth without
+serve`` uses), the same app with its answer cache off ("uncached": wrk repeats one query,
+which the real app answers from its cache after the first time, so "uncached" measures
+executing it), the plain route (``bench/plain_app.py``, the same SQL and auth without
 GraphQL) and the floor (``bench/floor_app.py``: the same statements through the same driver
 with no framework, no SQLAlchemy, no GraphQL); ``--before DIR`` adds a fourth, the GraphQL
 app of another checkout (e.g. the commit before a change, run as that checkout's ``serve``
@@ -50,6 +52,7 @@ GRAPHQL_PORT = int(os.environ.get("BENCH_PORT_BASE", "8100")) + 1
 PLAIN_PORT = GRAPHQL_PORT + 1
 FLOOR_PORT = GRAPHQL_PORT + 2
 BEFORE_PORT = GRAPHQL_PORT + 3
+UNCACHED_PORT = GRAPHQL_PORT + 4
 FAST_PROTOCOL = "app.http_protocol:FastHeaderTimeoutProtocol"
 H11_PROTOCOL = "app.http_protocol:HeaderTimeoutProtocol"
 FLOOR_PATHS = {
@@ -156,13 +159,19 @@ def _pin(cpu: int) -> list[str]:
 
 @contextmanager
 def server(
-    command: list[str], port: int, url: str, log: Path, root: Path = ROOT
+    command: list[str],
+    port: int,
+    url: str,
+    log: Path,
+    root: Path = ROOT,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "CREDITLENS_DATABASE_URL": url,
         "CREDITLENS_RATE_LIMIT_PER_MINUTE": "0",
         "PYTHONPATH": str(root),
+        **(settings or {}),
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -227,7 +236,10 @@ def _credits(document: Any) -> int:
     return 0
 
 
-SERVERS = ("graphql", "before", "plain", "floor")
+# "uncached" is this checkout's GraphQL app with the answer cache off
+# (app/answer_cache.py): the bench repeats one query, which the cache answers without
+# executing it after the first time; "uncached" measures the execution itself.
+SERVERS = ("graphql", "uncached", "before", "plain", "floor")
 
 
 def bench_dataset(
@@ -248,12 +260,10 @@ def bench_dataset(
     rows: list[dict[str, Any]] = []
     # As ``creditlens serve`` runs them: this checkout with httptools and uvloop; a
     # checkout from before issue 17 with its h11 protocol on asyncio's loop.
+    graphql = [*uvicorn, "app.asgi:app", "--loop", "uvloop", "--http", FAST_PROTOCOL]
     commands = {
-        "graphql": (
-            [*uvicorn, "app.asgi:app", "--loop", "uvloop", "--http", FAST_PROTOCOL],
-            GRAPHQL_PORT,
-            ROOT,
-        ),
+        "graphql": (graphql, GRAPHQL_PORT, ROOT),
+        "uncached": (graphql, UNCACHED_PORT, ROOT),
         "plain": ([*uvicorn, "--app-dir", "bench", "plain_app:app", *fast], PLAIN_PORT, ROOT),
         "floor": ([*uvicorn, "--app-dir", "bench", "floor_app:app", *fast], FLOOR_PORT, ROOT),
     }
@@ -269,7 +279,16 @@ def bench_dataset(
         )
     with ExitStack() as stack:
         processes = {
-            name: stack.enter_context(server(command, port, info["url"], log, root))
+            name: stack.enter_context(
+                server(
+                    command,
+                    port,
+                    info["url"],
+                    log,
+                    root,
+                    {"CREDITLENS_ANSWER_CACHE_BYTES": "0"} if name == "uncached" else None,
+                )
+            )
             for name, (command, port, root) in commands.items()
         }
         ceiling = wrk(
@@ -284,6 +303,7 @@ def bench_dataset(
             body = {"query": query, "variables": variables}
             targets = {
                 "graphql": (f"http://127.0.0.1:{GRAPHQL_PORT}/graphql", body),
+                "uncached": (f"http://127.0.0.1:{UNCACHED_PORT}/graphql", body),
                 "before": (f"http://127.0.0.1:{BEFORE_PORT}/graphql", body),
                 "plain": (f"http://127.0.0.1:{PLAIN_PORT}{plain_path.replace('{key}', key)}", None),
                 "floor": (
@@ -343,7 +363,7 @@ def _line(row: dict[str, Any], connections: int) -> str:
             continue
         one, many = row[f"{label}_c1"], row[f"{label}_c{connections}"]
         ratios = " | "
-        if label in ("graphql", "before"):
+        if label in ("graphql", "uncached", "before"):
             plain = row[f"plain_c{connections}"]["rps"]
             floor = row[f"floor_c{connections}"]["rps"]
             ratios = f"{many['rps'] / plain:.2f} | {many['rps'] / floor:.2f}"

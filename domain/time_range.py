@@ -190,6 +190,25 @@ def _preset_range(
     return local_start(low, tz), local_start(high, tz)
 
 
+def resolution_holds_until(resolved: ResolvedRange, now: datetime) -> datetime | None:
+    """Until when resolving the same argument again would give ``resolved`` (resolved at
+    ``now``): forever for explicit instants; the next local midnight of the range's zone
+    for a preset that is a whole number of past or calendar days (LAST_30_DAYS and the
+    like: what they cover moves only when the date does); None for a running preset,
+    which carries ``now`` itself (its TO_DATE comparison moves with every instant). The
+    answer cache keeps an answer no longer than this (app/answer_cache.py)."""
+    if resolved.preset is None:
+        return datetime.max.replace(tzinfo=UTC)
+    if resolved.preset in RUNNING:
+        return None
+    tz = resolved.zone
+    today = floor_wall(now.astimezone(tz).replace(tzinfo=None), Granularity.DAY)
+    try:
+        return local_start(next_wall(today, Granularity.DAY), tz)
+    except (OverflowError, ValueError):  # the calendar's last day: no midnight after it
+        return None
+
+
 def resolve_range(
     *,
     preset: Preset | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from db.loaders import Loaders
@@ -37,6 +38,55 @@ class LiveUsage(Protocol):
         ...
 
 
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+class Freshness:
+    """How long this request's answer stays what it is, for the answer cache.
+
+    Every read of the clock is counted; a resolver that knows until when what it decided
+    from the clock holds says so (``holds_until``). An answer is reusable only if every
+    read was so bounded: a resolver that reads the clock without bounding it (the credit
+    pool's outlook, alerts) makes the answer depend on the moment itself. So a new use of
+    the clock is safe by default: it turns the cache off for its answers until bounded.
+    """
+
+    __slots__ = ("_bounded", "_reads", "_until")
+
+    def __init__(self) -> None:
+        self._reads = 0
+        self._bounded = 0
+        self._until = FOREVER
+
+    def read(self) -> None:
+        self._reads += 1
+
+    def holds_until(self, instant: datetime | None) -> None:
+        """What the last clock read decided holds until ``instant`` (None: not past now)."""
+        if instant is None:
+            return
+        self._bounded += 1
+        self._until = min(self._until, instant)
+
+    def valid_until(self) -> datetime | None:
+        """The first instant the answer may differ at, or None if it may differ now."""
+        return self._until if self._bounded >= self._reads else None
+
+
+class _CountedClock:
+    """The request's clock, telling ``Freshness`` of each read."""
+
+    __slots__ = ("_clock", "_freshness")
+
+    def __init__(self, clock: Clock, freshness: Freshness) -> None:
+        self._clock = clock
+        self._freshness = freshness
+
+    def __call__(self) -> datetime:
+        self._freshness.read()
+        return self._clock()
+
+
 @dataclass
 class Context:
     """The GraphQL context of one request."""
@@ -63,5 +113,9 @@ class Context:
             self.operation_names.append(name)
         self.query_cost += cost
 
+    freshness: Freshness = field(init=False)
+
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+        self.freshness = Freshness()
+        self.clock = _CountedClock(self.clock, self.freshness)

@@ -25,7 +25,13 @@ from domain.periods import (
     period_edges,
 )
 from domain.records import ApiKeyRecord, OrganizationRecord, Share, Tally, UserRecord
-from domain.time_range import ComparisonAlignment, ResolvedRange, TimeRangeArgs, resolve_range
+from domain.time_range import (
+    ComparisonAlignment,
+    ResolvedRange,
+    TimeRangeArgs,
+    resolution_holds_until,
+    resolve_range,
+)
 from resolvers.context import Context
 
 
@@ -84,14 +90,16 @@ async def scope(
     memo_key = (organization.id, time_range)
     resolved = context.resolved_ranges.get(memo_key)
     if resolved is None:
+        now = context.clock()
         resolved = resolve_range(
             preset=time_range.preset,
             start=time_range.start,
             end=time_range.end,
             timezone=time_range.timezone,
             organization=organization,
-            now=context.clock(),
+            now=now,
         )
+        context.freshness.holds_until(resolution_holds_until(resolved, now))
         context.resolved_ranges[memo_key] = resolved
     if key_id is not None:
         api_key_id = await resolve_key(context, key_id)

@@ -132,6 +132,8 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         # For ``tests.factories.answer``: the engine whose pending events it folds.
         http.folding_engine = app.state.engine  # type: ignore[attr-defined]
+        # And the answers it must not reuse when it asks again after folding.
+        http.answers = app.state.answers  # type: ignore[attr-defined]
         yield http
 
 

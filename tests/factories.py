@@ -152,6 +152,10 @@ async def answer(
     assert "errors" not in body, body
     engine = getattr(client, "folding_engine", None)
     if engine is not None and await fold_all(engine):
+        # A fold changes no answer, so the app would rightly reuse the first one: ask anew.
+        answers = getattr(client, "answers", None)
+        if answers is not None:
+            answers.clear()
         again = (await graphql(client, token, query, variables)).json()
         assert again == body, "the rollups answer otherwise than the unfolded tail did"
     data: dict[str, Any] = body["data"]
