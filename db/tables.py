@@ -54,6 +54,9 @@ organizations = Table(
     Column("billing_cycle_anchor", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_event_at", UTCDateTime, nullable=True),
+    # Moved up by every write that changes an answer about the organization's usage, keys
+    # or users, in that write's transaction (db/data_version.py); the answer cache keys on it.
+    Column("data_version", BigInteger, nullable=False, server_default="0"),
 )
 
 users = Table(

@@ -24,6 +24,9 @@ class OrganizationRecord:
     billing_cycle_anchor: datetime
     created_at: datetime
     last_event_at: datetime | None
+    # Answers about the organization change only when this moves (the answer cache keys on
+    # it). Last and defaulted, so records built by position before it existed stay valid.
+    data_version: int = 0
 
     @property
     def is_paid(self) -> bool:

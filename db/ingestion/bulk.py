@@ -43,7 +43,7 @@ _PENDING_COLUMNS = (
 # two inserts per event, no rollup row touched, so concurrent batches never wait on each
 # other's rollup rows. Rows are inserted in primary-key order (the unnest order). The
 # result names, per organization and key, how many events were new and the newest and
-# oldest instants, for ``move_forward`` and ``move_backward``.
+# oldest instants, for ``widen_key_spans`` and ``advance_organizations``.
 _PG_WRITE = f"""
 WITH new AS (
     INSERT INTO usage_events ({_EVENT_COLUMNS})
@@ -183,7 +183,7 @@ async def widen_key_spans(
 ) -> None:
     """Move ``first_seen_at`` of API keys back and ``last_used_at`` forward to cover
     (earliest, latest) per key id; never the other way. One statement per key, in id order
-    (see ``move_forward``), touching only keys whose span grows."""
+    (see ``advance_organizations``), touching only keys whose span grows."""
     if not spans:
         return
     pairs = sorted(spans.items())
@@ -214,32 +214,30 @@ async def widen_key_spans(
         )
 
 
-async def move_forward(
-    conn: AsyncConnection, table: str, column: str, latest: dict[int, datetime]
-) -> None:
-    """Set ``column`` of rows ``id`` to a later instant; never moves one back."""
-    await _move(conn, table, column, latest, "<")
+async def advance_organizations(conn: AsyncConnection, latest: dict[int, datetime | None]) -> None:
+    """For each organization whose answers the batch changed: add 1 to ``data_version``
+    (db/data_version.py) and move ``last_event_at`` forward to the newest of its new events
+    (None: no new event, only new keys or users), never back.
 
-
-async def _move(
-    conn: AsyncConnection, table: str, column: str, instants: dict[int, datetime], older: str
-) -> None:
-    """Set ``column`` to the instant where it is NULL or ``column older instant``."""
-    latest = instants
+    One statement per row, in id order (a pipelined executemany): concurrent batches then
+    lock these rows in the same order and cannot deadlock on them. Every such row is
+    updated now (the version moves even when ``last_event_at`` stays), so concurrent
+    batches of one organization queue on its row from here to their commit.
+    """
     if not latest:
         return
     pairs = sorted(latest.items())
-    # One statement per row, in id order (a pipelined executemany): concurrent batches then
-    # lock these rows in the same order and cannot deadlock on them.
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(
-            f"UPDATE {table} SET {column} = $1 "
-            f"WHERE id = $2 AND ({column} IS NULL OR {column} {older} $1)",
+            "UPDATE organizations SET data_version = data_version + 1, "
+            "last_event_at = CASE WHEN last_event_at IS NULL OR last_event_at < $1 "
+            "THEN $1 ELSE last_event_at END WHERE id = $2",
             [(at, ident) for ident, at in pairs],
         )
     else:
         await conn.exec_driver_sql(
-            f"UPDATE {table} SET {column} = ? "
-            f"WHERE id = ? AND ({column} IS NULL OR {column} {older} ?)",
-            [(_sqlite_instant(at), ident, _sqlite_instant(at)) for ident, at in pairs],
+            "UPDATE organizations SET data_version = data_version + 1, "
+            "last_event_at = CASE WHEN last_event_at IS NULL OR last_event_at < ?1 "
+            "THEN ?1 ELSE last_event_at END WHERE id = ?2",
+            [(None if at is None else _sqlite_instant(at), ident) for ident, at in pairs],
         )

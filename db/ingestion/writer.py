@@ -68,8 +68,11 @@ async def _register(
     wanted: dict[tuple[int, str], str | None],
     extra: dict[str, object],
     now: datetime,
+    created: set[int],
 ) -> dict[tuple[int, str], int]:
-    """Ids of (organization, external id) rows, creating the missing ones on first sight."""
+    """Ids of (organization, external id) rows, creating the missing ones on first sight;
+    adds to ``created`` the organizations this may have added rows to (their answers
+    changed: their data version must move, even if none of the batch's events is new)."""
     if not wanted:
         return {}
     pairs = sorted(wanted)
@@ -92,6 +95,9 @@ async def _register(
                 for org, ext in missing
             ],
         )
+        # A pair a concurrent batch inserted first is counted too: one version too many
+        # is harmless, one too few would keep a stale answer.
+        created.update(org for org, _ in missing)
         existing.update(await _lookup(conn, table, missing))
     return existing
 
@@ -169,10 +175,13 @@ async def ingest_events(
     unique = _first_of_each_id(events, orgs)
     in_batch_duplicates = len(events) - len(unique)
 
+    created: set[int] = set()
     keyed = [(org, event.api_key) for (org, _), event in unique.items()]
-    key_ids = await _register(conn, api_keys, _names(keyed), {}, now)
+    key_ids = await _register(conn, api_keys, _names(keyed), {}, now, created)
     people = [(org, event.user) for (org, _), event in unique.items()]
-    user_ids = await _register(conn, users, _names(people), {"role": Role.MEMBER.value}, now)
+    user_ids = await _register(
+        conn, users, _names(people), {"role": Role.MEMBER.value}, now, created
+    )
 
     rows: list[EventRow] = [
         (
@@ -197,7 +206,7 @@ async def ingest_events(
         spans = await bulk.write_sqlite(conn, rows, received_ms=received_ms)
     newest = [(org, key, count, latest) for org, key, count, latest, _ in spans]
     accepted = sum(count for _, _, count, _ in newest)
-    await _touch(conn, spans)
+    await _touch(conn, spans, created)
     # Alert crossings commit with the events that made them (db/ingestion/alerts.py).
     await record_crossings(conn, newest, now=now)
     return IngestResult(
@@ -207,14 +216,21 @@ async def ingest_events(
     )
 
 
-async def _touch(conn: AsyncConnection, spans: list[KeySpan]) -> None:
+async def _touch(conn: AsyncConnection, spans: list[KeySpan], created: set[int]) -> None:
     """Move ``last_used_at`` of keys and ``last_event_at`` of organizations forward, and
-    ``first_seen_at`` of keys back (events arrive out of order)."""
+    ``first_seen_at`` of keys back (events arrive out of order); move ``data_version`` up
+    for every organization with new events or new keys or users (``created``).
+
+    ``spans`` name only the events this batch inserted: a batch of duplicates changes no
+    answer and moves no version, unless a duplicate named a key or user not stored yet (a
+    resend with other fields than its first copy), which registration still adds.
+    """
     latest_key: dict[int, datetime] = {}
     earliest_key: dict[int, datetime] = {}
-    latest_org: dict[int, datetime] = {}
+    latest_org: dict[int, datetime | None] = dict.fromkeys(created)
     for org, key, _, at, first in spans:
-        if org not in latest_org or at > latest_org[org]:
+        known = latest_org.get(org)
+        if known is None or at > known:
             latest_org[org] = at
         if key is not None:
             # One span per (organization, key), and a key belongs to one organization.
@@ -223,7 +239,7 @@ async def _touch(conn: AsyncConnection, spans: list[KeySpan]) -> None:
     await bulk.widen_key_spans(
         conn, {key: (earliest_key[key], latest_key[key]) for key in latest_key}
     )
-    await bulk.move_forward(conn, "organizations", "last_event_at", latest_org)
+    await bulk.advance_organizations(conn, latest_org)
 
 
 def prepare(raws: Sequence[object], *, now: datetime, first_index: int = 0) -> list[ValidEvent]:

@@ -10,6 +10,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
+from db.data_version import bump
 from db.tables import api_keys, organizations, users
 from domain.plans import Plan
 from domain.records import ApiKeyRecord, OrganizationRecord, UserRecord
@@ -67,6 +68,8 @@ async def create_user(
     role: Role | str,
     now: datetime,
 ) -> int:
+    """Store a user of the organization; moves its ``data_version`` (its answers name
+    users), in the caller's transaction."""
     result = await conn.execute(
         users.insert()
         .values(
@@ -79,7 +82,9 @@ async def create_user(
         )
         .returning(users.c.id)
     )
-    return int(result.scalar_one())
+    user_id = int(result.scalar_one())
+    await bump(conn, [organization_id])
+    return user_id
 
 
 async def find_organization(conn: AsyncConnection, *, ref: str) -> OrganizationRecord | None:
