@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db import data_version
 from db.engine import writing
 from db.ingestion import ingest
 from db.queries.directory import create_organization, create_user
@@ -197,4 +198,5 @@ async def load_demo(engine: AsyncEngine, *, now: datetime, pepper: str) -> DemoT
             .where(api_keys.c.organization_id == acme, api_keys.c.external_id == "key_legacy")
             .values(revoked_at=now - timedelta(days=30))
         )
+        await data_version.bump(conn, [acme])  # a key's state is in answers
     return DemoTokens(tokens[0], tokens[1], tokens[2], ingest_token)

@@ -10,9 +10,12 @@ reads it with the organization on every request). The writers:
   keys or new users, in id order, with ``last_event_at`` (``bulk.advance_organizations``);
 * ``db.queries.directory.create_user``: through ``bump`` below.
 
-Writes that change no answer move nothing: the fold (``db/folding.py``) and ``rollups
-rebuild`` (``db/rollups.py``) move sums between the tail and the rollups, and a batch of
-duplicates stores nothing.
+* ``rollups rebuild`` (``db/rollups.py``): every organization, through ``bump_all``. A
+  rebuild of sound rollups changes no answer, but it is also how damaged ones are
+  repaired, and answers computed from those must not be reused after it.
+
+Writes that change no answer move nothing: the fold (``db/folding.py``) moves sums between
+the tail and the rollups, and a batch of duplicates stores nothing.
 """
 
 from __future__ import annotations
@@ -42,4 +45,9 @@ async def bump(conn: AsyncConnection, organization_ids: Iterable[int]) -> None:
         await conn.execute(_BUMP, [{"organization": ident} for ident in ids])
 
 
-__all__ = ["bump"]
+async def bump_all(conn: AsyncConnection) -> None:
+    """Add 1 to every organization's ``data_version``, in the caller's transaction."""
+    await conn.execute(update(organizations).values(data_version=organizations.c.data_version + 1))
+
+
+__all__ = ["bump", "bump_all"]

@@ -15,6 +15,7 @@ import itertools
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.data_version import bump_all
 from db.dialect import epoch_second
 from db.folding import (
     DIMENSION_ROWS,
@@ -118,6 +119,9 @@ async def rebuild(conn: AsyncConnection) -> int:
         await conn.exec_driver_sql("DELETE FROM usage_rollups")
         for statement in _fill(conn, "usage_rollups"):
             await conn.exec_driver_sql(f"{statement} ORDER BY {_KEY_ORDER}")
+    # A sound table gives the same answers, but a rebuild is also how damaged rollups are
+    # repaired: answers kept from them (app/answer_cache.py) must not outlive it.
+    await bump_all(conn)
     # Counted, not summed from rowcounts: Python's sqlite3 reports none for WITH ... INSERT.
     written = await conn.exec_driver_sql("SELECT count(*) FROM usage_rollups")
     return int(written.scalar_one())
