@@ -191,16 +191,16 @@ def _preset_range(
 
 
 def resolution_holds_until(resolved: ResolvedRange, now: datetime) -> datetime | None:
-    """Until when resolving the same argument again would give ``resolved`` (resolved at
-    ``now``): forever for explicit instants; the next local midnight of the range's zone
-    for a preset that is a whole number of past or calendar days (LAST_30_DAYS and the
-    like: what they cover moves only when the date does); None for a running preset,
-    which carries ``now`` itself (its TO_DATE comparison moves with every instant). The
-    answer cache keeps an answer no longer than this (app/answer_cache.py)."""
+    """Until when resolving the same argument again would give the same range as
+    ``resolved`` (resolved at ``now``): forever for explicit instants; for a preset, the
+    next local midnight of the range's zone (every preset is a run of whole local days, a
+    week, a month or a billing cycle, all of which start at a midnight, so what it covers
+    moves only when the date does), None past the calendar's last day. A running preset
+    also carries ``now`` for its TO_DATE comparison, which moves with every instant: whoever
+    uses it says so (``resolvers.usage.ReportScope.previous``). The answer cache keeps an
+    answer no longer than this (app/answer_cache.py)."""
     if resolved.preset is None:
         return datetime.max.replace(tzinfo=UTC)
-    if resolved.preset in RUNNING:
-        return None
     tz = resolved.zone
     today = floor_wall(now.astimezone(tz).replace(tzinfo=None), Granularity.DAY)
     try:

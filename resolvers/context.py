@@ -61,6 +61,11 @@ class Freshness:
     def read(self) -> None:
         self._reads += 1
 
+    def depends_on_the_instant(self) -> None:
+        """The answer uses an instant read earlier (a running period's "to date"): it may
+        differ at any later moment."""
+        self._reads += 1
+
     def holds_until(self, instant: datetime | None) -> None:
         """What the last clock read decided holds until ``instant`` (None: not past now)."""
         if instant is None:

@@ -32,7 +32,7 @@ from domain.time_range import (
     resolution_holds_until,
     resolve_range,
 )
-from resolvers.context import Context
+from resolvers.context import Context, Freshness
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +50,14 @@ class ReportScope:
         return None if self.api_key_id is None else [self.api_key_id]
 
     def previous(
-        self, alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD
+        self,
+        freshness: Freshness,
+        alignment: ComparisonAlignment = ComparisonAlignment.FULL_PERIOD,
     ) -> ReportScope:
+        if alignment is ComparisonAlignment.TO_DATE and self.range.now is not None:
+            # As much of the previous period as has elapsed of this one: that moves with
+            # the instant the range was resolved at, so no answer holding it is reused.
+            freshness.depends_on_the_instant()
         return replace(self, range=self.range.previous(self.organization, alignment))
 
 

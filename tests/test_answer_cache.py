@@ -168,8 +168,11 @@ async def test_a_kept_answer_ends_when_the_date_moves_on(app, client, tenant, in
 @pytest.mark.parametrize(
     "query",
     [
-        # A running period carries "now" (its TO_DATE comparison moves with every instant).
-        "{ organization { usage(timeRange: {preset: THIS_MONTH}) { calls } } }",
+        # A running period compared "to date": as much as has elapsed moves with the instant.
+        "{ organization { usage(timeRange: {preset: THIS_MONTH}) { calls "
+        "previous(alignment: TO_DATE) { calls } } } }",
+        "{ organization { usage(timeRange: {preset: TODAY}) { "
+        "change(alignment: TO_DATE) { callsPercent } } } }",
         # Fields the policy leaves out: they read the clock or tables no event moves.
         "{ organization { creditPool { consumed remaining } } }",
         "{ organization { alerts { id } } }",
@@ -184,6 +187,26 @@ async def test_what_may_change_by_itself_is_never_reused(app, client, tenant, qu
     second = await graphql(client, tenant.token, query)
     assert second.json() == first.json()
     assert reused(app) == 0
+
+
+async def test_a_running_period_compared_in_full_is_reused_until_midnight(
+    app, client, tenant, ingest, clock
+):
+    query = (
+        "{ organization { usage(timeRange: {preset: THIS_MONTH}) { calls "
+        "previous { calls } change { callsPercent } } } }"
+    )
+    clock.now = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+    sent = [event(tenant.slug, datetime(2026, 3, 31, 12, 0, tzinfo=UTC))]
+    assert (await post_events(client, ingest, sent)).status_code == 200
+    for _ in range(2):
+        body = (await graphql(client, tenant.token, query)).json()
+        assert body["data"]["organization"]["usage"]["calls"] == 1
+    assert reused(app) == 1
+    clock.now = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)  # April: last month's call is previous
+    usage = (await graphql(client, tenant.token, query)).json()["data"]["organization"]["usage"]
+    assert (usage["calls"], usage["previous"]["calls"]) == (0, 1)
+    assert reused(app) == 1
 
 
 async def test_a_cache_of_size_zero_keeps_nothing(clean_database, clock, engine):

@@ -357,8 +357,10 @@ class UsageReport:
             "wall time; on any other range TO_DATE is FULL_PERIOD."
         )
     )
-    def previous(self, alignment: Alignment = ComparisonAlignment.FULL_PERIOD) -> UsageReport:
-        return UsageReport(scope=self.scope.previous(_aligned(alignment)))
+    def previous(
+        self, info: Info[Context, None], alignment: Alignment = ComparisonAlignment.FULL_PERIOD
+    ) -> UsageReport:
+        return UsageReport(scope=self.scope.previous(info.context.freshness, _aligned(alignment)))
 
     @strawberry.field(description="Change of calls and credits against `previous(alignment)`.")
     async def change(
@@ -366,7 +368,7 @@ class UsageReport:
     ) -> UsageChange:
         now = await usage_resolvers.totals(info.context, self.scope)
         before = await usage_resolvers.totals(
-            info.context, self.scope.previous(_aligned(alignment))
+            info.context, self.scope.previous(info.context.freshness, _aligned(alignment))
         )
         return UsageChange(
             calls_percent=_change(now.calls, before.calls),
