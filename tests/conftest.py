@@ -24,6 +24,7 @@ from app.main import create_app
 from app.settings import Settings
 from db import migrate
 from db.tables import metadata
+from tests.factories import make_ingest_token, make_tenant
 
 POSTGRES_ENV = "CREDITLENS_TEST_DATABASE_URL"
 DEFAULT_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -141,6 +142,30 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
 def engine(app):  # type: ignore[no-untyped-def]
     """The app's own engine, for direct reads and writes in a test."""
     return app.state.engine
+
+
+@pytest.fixture
+async def second_worker(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
+    """Another application on the same database: what a second worker process holds (its
+    app is ``second_worker.app``)."""
+    application = create_app(Settings(database_url=settings.database_url), clock=clock)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            http.app = application  # type: ignore[attr-defined]
+            yield http
+
+
+@pytest.fixture
+async def tenant(engine, clock):  # type: ignore[no-untyped-def]
+    """An organization (PRO, UTC) with an admin and the admin's token, made at the clock."""
+    return await make_tenant(engine, now=clock())
+
+
+@pytest.fixture
+async def ingest(engine, clock):  # type: ignore[no-untyped-def]
+    """A token that may send events."""
+    return await make_ingest_token(engine, now=clock())
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from db.engine import writing
 from db.queries.tokens import revoke_token
 from graphql_schema import answer_policy
 from graphql_schema.schema import build_schema
-from tests.factories import add_user, event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import add_user, event, graphql, make_tenant, post_events
 
 TABLE = (
     "{ organization { endpointUsage(timeRange: {preset: LAST_7_DAYS}) "
@@ -41,27 +41,6 @@ def reused(app: object) -> float:
 def credits(body: dict) -> list[tuple[str, int]]:  # type: ignore[type-arg]
     rows = body["data"]["organization"]["endpointUsage"]
     return [(row["endpoint"], row["creditsConsumed"]) for row in rows]
-
-
-@pytest.fixture
-async def second_worker(settings, clock):
-    """Another application on the same database: what a second worker process holds."""
-    application = create_app(Settings(database_url=settings.database_url), clock=clock)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            http.app = application  # type: ignore[attr-defined]
-            yield http
-
-
-@pytest.fixture
-async def tenant(engine, clock):
-    return await make_tenant(engine, now=clock())
-
-
-@pytest.fixture
-async def ingest(engine, clock):
-    return await make_ingest_token(engine, now=clock())
 
 
 async def test_a_repeated_query_is_answered_again_without_running_it(

@@ -13,7 +13,7 @@ from app.settings import Settings
 from graphql_schema.limits.cost import CostLimits, estimate_cost
 from graphql_schema.schema import build_schema
 from tests import oracle
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.factories import event, graphql, post_events
 
 AT = datetime(2026, 6, 2, 9, tzinfo=UTC)
 START, END = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 3, tzinfo=UTC)
@@ -31,16 +31,6 @@ def spread(slug: str, count: int, **per_index) -> list[dict]:
         )
         for index in range(count)
     ]
-
-
-@pytest.fixture
-async def tenant(engine, clock):
-    return await make_tenant(engine, now=clock())
-
-
-@pytest.fixture
-async def ingest(engine, clock):
-    return await make_ingest_token(engine, now=clock())
 
 
 async def ask(client, token, query, variables=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import event, make_tenant
+from tests.factories import event
 from tests.stored_totals import totals
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +50,6 @@ def as_csv(events: list[dict]) -> str:
             row["api_key"], row["api_key_name"] = key["id"], key.get("name")
         writer.writerow(row)
     return out.getvalue()
-
-
-@pytest.fixture
-async def tenant(engine, clock):
-    return await make_tenant(engine, now=clock())
 
 
 def many(slug: str, start, count: int) -> list[dict]:

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_ingest_token, make_tenant
+from tests.factories import make_ingest_token
 
 DEEP = "[" * 100_000 + "]" * 100_000
 LONG_INT = "1" * 5_000
 QUERY = "query($p: TimeRangePreset) { organization { usage(timeRange: {preset: $p}) { calls } } }"
 NESTED = "nested too deeply"
 DIGITS = "4300 digits"
-
-
-@pytest.fixture
-async def tenant(engine, clock):
-    return await make_tenant(engine, now=clock())
 
 
 def _refused(response, problem: str) -> None:

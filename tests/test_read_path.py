@@ -15,14 +15,11 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 
-import httpx
 import pytest
 import strawberry
 from sqlalchemy import text
 from strawberry.schema.config import StrawberryConfig
 
-from app.main import create_app
-from app.settings import Settings
 from db.engine import writing
 from db.queries.tokens import revoke_token
 from db.session import RequestDatabase
@@ -36,16 +33,6 @@ TABLE = (
     "{ organization { endpointUsage(timeRange: {preset: LAST_7_DAYS}) "
     "{ endpoint calls creditsConsumed percentOfTotal isOther } } }"
 )
-
-
-@pytest.fixture
-async def second_worker(settings, clock):
-    """Another application on the same database: what a second worker process holds."""
-    application = create_app(Settings(database_url=settings.database_url), clock=clock)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
 
 
 async def test_a_revoked_token_is_refused_at_once_by_every_worker(

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests import spike_oracle
-from tests.factories import answer, event, make_ingest_token, make_tenant, post_events
+from tests.factories import answer, event, make_tenant, post_events
 
 SPIKES = """
 query($range: TimeRangeInput!, $granularity: Granularity!, $key: ID) {
@@ -40,11 +40,6 @@ USERS = ("u-1", "u-2", None)
 async def tenant(engine, clock):
     clock.now = datetime(2027, 1, 15, tzinfo=UTC)
     return await make_tenant(engine, now=clock(), timezone="UTC")
-
-
-@pytest.fixture
-async def ingest(engine, clock):
-    return await make_ingest_token(engine, now=clock())
 
 
 def local(zone: str, *parts: int) -> datetime:

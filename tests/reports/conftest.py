@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_ingest_token, make_tenant
+from tests.factories import make_tenant
 from tests.reports.queries import utc
 
 
@@ -13,8 +13,3 @@ async def tenant(client, engine, clock):
     # Late 2026 events are in the future of the default clock: move it past them.
     clock.now = utc(2027, 1, 15, 12)
     return await make_tenant(engine, now=clock(), timezone="UTC")
-
-
-@pytest.fixture
-async def ingest(engine, clock):
-    return await make_ingest_token(engine, now=clock())
