@@ -1,9 +1,11 @@
 """The read path's shortcuts (issue 17) serve nothing stale, foreign or different.
 
 * Tokens are not cached: a revocation is refused on the next request, by every worker (two
-  applications on one database stand for two worker processes). The token statement is
-  built once and binds only the digest: two tenants taking turns each get their own.
-* No answer is cached: a new event is in the next answer.
+  applications on one database stand for two worker processes), though each worker keeps
+  the answer it gave (app/answer_cache.py). The token statement is built once and binds
+  only the digest: two tenants taking turns each get their own.
+* A new event is in the next answer (the answer cache's other guarantees:
+  tests/test_answer_cache.py).
 * Rows of plain leaf fields completed in one step (``graphql_schema.execution``) give what
   graphql-core's own completion gives, data and errors alike.
 * On PostgreSQL, reads run in autocommit; a write (an alert mutation) is still one
