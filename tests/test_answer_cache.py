@@ -2,9 +2,10 @@
 
 Each test asks the same query twice or more and checks both that the cache was used where
 it may be (the ``creditlens_answers`` counter) and that nothing stale, foreign or refused
-was served: a new event (through this worker or another), another organization, a role or plan taken away, a renamed key, the date moving on, a running
-period, the fields the policy leaves out, and answers with errors. A revoked token is refused by every worker though its answer is kept:
-tests/test_read_path.py.
+was served: a new event (through this worker or another), another organization, a role or
+plan taken away, the date moving on, a "to date" comparison, the fields the policy leaves
+out, and answers with errors. A revoked token is refused by every worker though its answer
+is kept: tests/test_read_path.py.
 """
 
 from __future__ import annotations
