@@ -15,9 +15,10 @@ and hands each object's field its value, completed by graphql-core at its own pa
 It does so only when the ordinary path would surely give the same: every permission of
 the field declares ``source_free = True`` (its verdict does not depend on the object) and
 allows; the field has no other field extension; no field middleware, no exception
-handlers, no ``@defer`` or ``@stream`` below the list. Any refusal, coercion error or
-exception of the batch leaves the field to the ordinary path, which reports it at each
-object's path exactly as before (a refusal is per object, so that is the place for it).
+handlers, no abort signal, no null in the list, no ``@defer`` or ``@stream`` below it. Any
+refusal, coercion error or exception of the batch leaves the field to the ordinary path,
+which reports it at each object's path exactly as before (a refusal is per object, so that
+is the place for it).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class BatchExecution(StrawberryGraphQLCoreExecutionContext):
             not isinstance(object_type, GraphQLObjectType)
             or (self.middleware_manager is not None and self.middleware_manager.middlewares)
             or self.get_stream_usage(field_details_list, path) is not None
+            # graphql-core wraps a resolver's awaitable to stop at an abort; ours is not.
+            or self.abort_signal is not None
             or any(item is None for item in items)
         ):
             return None
