@@ -37,10 +37,10 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from graphql_schema.batching import BatchExecution
 from graphql_schema.validation import SuggestionFreeExecution
 
 # (response name, the field's default resolver or None for __typename, the attribute it
@@ -101,8 +101,9 @@ def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[Fiel
     return tuple(steps)
 
 
-class RowExecution(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's executor, completing rows of plain leaf fields in one step."""
+class RowExecution(BatchExecution):
+    """strawberry's executor, completing rows of plain leaf fields in one step (and
+    batchable fields once per list: graphql_schema.batching)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -11,7 +11,7 @@ name. ``tests/test_permissions.py`` walks the schema to keep both true.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
@@ -27,6 +27,9 @@ class IsAdmin(BasePermission):
         "Ask an admin of your organization for access."
     )
     error_extensions = {"code": Forbidden.code}
+    # The verdict reads only the context, never the object: a batchable field checks it
+    # once for a whole list (graphql_schema/batching.py).
+    source_free: ClassVar[bool] = True
 
     @staticmethod
     def allows(context: Context) -> bool:
@@ -42,6 +45,7 @@ class IsOnPaidPlan(BasePermission):
         "Upgrade your organization's plan to see them."
     )
     error_extensions = {"code": PlanRequired.code}
+    source_free: ClassVar[bool] = True  # as IsAdmin's
 
     @staticmethod
     def allows(context: Context) -> bool:

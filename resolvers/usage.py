@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
+from db.loaders import KeyRangeKey
 from db.queries import reports
 from db.queries.directory import api_keys_by_id, find_api_key
 from db.queries.directory import users_by_id as load_users
@@ -176,22 +177,36 @@ async def breakdown(
     return breakdowns.top(await _shares(context, report, dimension), rows)
 
 
+def _key_range(report: ReportScope, api_key_id: int) -> KeyRangeKey:
+    return (
+        report.organization.id,
+        api_key_id,
+        report.range.start,
+        report.range.end,
+        report.outcomes,
+    )
+
+
 async def endpoint_usage_of_key(
     context: Context, report: ReportScope, *, limit: int | None = None
 ) -> Limited[Share]:
     """Through the per-request DataLoader, so a page of keys costs one query."""
     assert report.api_key_id is not None
     rows = row_limit(context, limit)
-    shares = await context.loaders.endpoint_usage_by_key.load(
-        (
-            report.organization.id,
-            report.api_key_id,
-            report.range.start,
-            report.range.end,
-            report.outcomes,
-        )
-    )
+    shares = await context.loaders.endpoint_usage_by_key.load(_key_range(report, report.api_key_id))
     return breakdowns.top(shares, rows)
+
+
+async def endpoint_usage_of_keys(
+    context: Context, report: ReportScope, api_key_ids: Sequence[int], *, limit: int | None = None
+) -> list[Limited[Share]]:
+    """:func:`endpoint_usage_of_key` for each of ``api_key_ids`` (``report`` without a
+    key): the same checks, once, and the same DataLoader reads."""
+    rows = row_limit(context, limit)
+    tables = await context.loaders.endpoint_usage_by_key.load_many(
+        [_key_range(report, key_id) for key_id in api_key_ids]
+    )
+    return [breakdowns.top(shares, rows) for shares in tables]
 
 
 Named = TypeVar("Named", UserRecord, ApiKeyRecord)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.records import ApiKeyRecord
+from graphql_schema.batching import batch_of
 from graphql_schema.inputs.time_range import TimeRangeInput
 from graphql_schema.permissions import ADMIN_ON_PAID_PLAN, PANEL_NOTE
 from graphql_schema.types.usage import EndpointUsage, OutcomeFilter, RowLimit, UsageReport
@@ -20,6 +21,24 @@ from resolvers.context import Context
 # The argument's published name, given so strawberry does not camel-case `time_range` once
 # per key of a page on every request (bench/PROPOSALS.md, R13); the schema is unchanged.
 KeyTimeRange = Annotated[TimeRangeInput, strawberry.argument(name="timeRange")]
+
+
+async def _endpoint_usage_of_keys(
+    keys: Sequence[ApiKey],
+    context: Context,
+    time_range: TimeRangeInput,
+    outcomes: OutcomeFilter = None,
+    limit: RowLimit = None,
+) -> list[list[EndpointUsage]]:
+    """``ApiKey.endpoint_usage`` of every key of a list, its checks done once (for a page
+    of keys: graphql_schema/batching.py, bench/PROPOSALS.md R25)."""
+    report = await usage_resolvers.scope(
+        context, context.organization, time_range.to_args(), outcomes=outcomes
+    )
+    tables = await usage_resolvers.endpoint_usage_of_keys(
+        context, report, [key.record.id for key in keys], limit=limit
+    )
+    return [EndpointUsage.rows(table) for table in tables]
 
 
 @strawberry.type(
@@ -78,6 +97,8 @@ class ApiKey:
         + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
         graphql_type=list[EndpointUsage] | None,
+        # Must answer for each key exactly as the resolver below does.
+        metadata=batch_of(_endpoint_usage_of_keys),
     )
     def endpoint_usage(
         self,

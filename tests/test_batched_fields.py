@@ -1,0 +1,285 @@
+"""Batchable fields (``graphql_schema.batching``) answer exactly as the ordinary path.
+
+A page of keys' ``endpointUsage`` is resolved once for the page; every document below is
+asked twice of the same application, once with the batching switched off, and the two
+answers (data, errors with their paths, messages and codes) must be equal. A small schema
+of its own checks the cases the real one cannot reach: a refusal per object (the real
+``apiKeys`` is refused before any key), a permission that reads the object, a batch that
+fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import strawberry
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from app.main import create_app
+from app.settings import Settings
+from graphql_schema.batching import BatchExecution, batch_of
+from tests.factories import (
+    STORAGE,
+    add_user,
+    event,
+    graphql,
+    make_ingest_token,
+    make_tenant,
+    post_events,
+    settle,
+)
+
+PAGE = """
+{ organization { apiKeys(first: 50) { nodes { id
+  endpointUsage(timeRange: {preset: LAST_30_DAYS}) {
+    endpoint calls creditsConsumed percentOfTotal } } } } }
+"""
+MIXED = """
+query { organization { apiKeys(first: 10) {
+  totalCount
+  nodes { id ...T
+    week: endpointUsage(timeRange: {preset: LAST_7_DAYS}, limit: 1) { endpoint calls isOther }
+    ok: endpointUsage(timeRange: {preset: LAST_30_DAYS}, outcomes: [SUCCESS]) {
+      endpoint creditsConsumed }
+    usage(timeRange: {preset: LAST_30_DAYS}) { calls }
+  }
+  edges { cursor node { endpointUsage(timeRange: {preset: LAST_30_DAYS}) { endpoint } } }
+} } }
+fragment T on ApiKey { name endpointUsage(timeRange: {preset: LAST_30_DAYS}) { endpoint calls } }
+"""
+VARIABLES = """
+query($range: TimeRangeInput!, $limit: Int, $outcomes: [CallOutcome!], $with: Boolean!) {
+  organization { apiKeys(first: 3, includeRevoked: true) { nodes { id
+    endpointUsage(timeRange: $range, limit: $limit, outcomes: $outcomes) @include(if: $with) {
+      endpoint calls creditsConsumed percentOfTotal isOther }
+  } } } }
+"""
+BAD_LIMIT = """
+{ organization { apiKeys { nodes { id
+  endpointUsage(timeRange: {preset: LAST_30_DAYS}, limit: 0) { endpoint } } } } }
+"""
+NO_OUTCOMES = """
+{ organization { apiKeys { nodes { id
+  endpointUsage(timeRange: {preset: LAST_30_DAYS}, outcomes: []) { endpoint } } } } }
+"""
+BAD_RANGE = """
+{ organization { apiKeys { nodes { id endpointUsage(timeRange:
+  {start: "2026-06-10T00:00:00Z", end: "2026-06-01T00:00:00Z"}) { endpoint } } } } }
+"""
+# (document, variables, whether each key's table is refused with an error at its path)
+CASES: list[tuple[str, dict[str, Any], bool]] = [
+    (PAGE, {}, False),
+    (MIXED, {}, False),
+    (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "limit": 2, "with": True}, False),
+    (VARIABLES, {"range": {"preset": "THIS_MONTH"}, "outcomes": ["SUCCESS"], "with": True}, False),
+    (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "with": False}, False),
+    (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "limit": 500, "with": True}, True),
+    (BAD_LIMIT, {}, True),
+    (NO_OUTCOMES, {}, True),
+    (BAD_RANGE, {}, True),
+]
+
+
+@pytest.fixture
+async def uncached(settings, clock):
+    """The application without its answer cache: every request is executed."""
+    application = create_app(
+        Settings(database_url=settings.database_url, answer_cache_bytes=0), clock=clock
+    )
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, application.state.engine
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """How many values the batched path handed out (0: it was not taken)."""
+    handed = [0]
+    complete_known = BatchExecution._complete_known
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        handed[0] += 1
+        return complete_known(self, *args)
+
+    monkeypatch.setattr(BatchExecution, "_complete_known", counting)
+    return handed
+
+
+async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
+    batched = (await graphql(client, token, query, variables)).json()
+    with monkeypatch.context() as off:
+        off.setattr(BatchExecution, "_batches", lambda *args: None)
+        ordinary = (await graphql(client, token, query, variables)).json()
+    return batched, ordinary
+
+
+@pytest.fixture(params=STORAGE)
+async def keys(request, uncached, clock):  # type: ignore[no-untyped-def]
+    client, engine = uncached
+    tenant = await make_tenant(engine, now=clock())
+    ingest = await make_ingest_token(engine, now=clock())
+    now = clock()
+    events = []
+    for number in range(6):
+        for day in range(number * 3):
+            events.append(
+                event(
+                    tenant.slug,
+                    now - timedelta(days=day, hours=1),
+                    api_key=f"key-{number}",
+                    endpoint=f"/v2/e{(number + day) % 4}",
+                    status=(200, 404, 429)[day % 3],
+                    credits=day % 5,
+                )
+            )
+    # A key whose only calls are older than every range asked: no rows.
+    events.append(event(tenant.slug, now - timedelta(days=200), api_key="key-old"))
+    response = await post_events(client, ingest, events)
+    assert response.status_code == 200, response.text
+    await settle(engine, request.param)
+    return client, engine, tenant
+
+
+@pytest.mark.parametrize(("query", "variables", "refused"), CASES)
+async def test_a_page_of_keys_answers_as_the_ordinary_path(
+    keys, query, variables, refused, batches, monkeypatch
+):
+    client, _, tenant = keys
+    batched, ordinary = await _both(client, tenant.token, query, variables, monkeypatch)
+    assert batched == ordinary
+    if refused:
+        assert batched["errors"]
+        paths = [error["path"] for error in batched["errors"]]
+        assert ["organization", "apiKeys", "nodes", 0, "endpointUsage"] in paths
+        assert batches[0] == 0  # refused arguments: the ordinary path reported them
+    else:
+        assert "errors" not in batched, batched
+        assert batches[0] > 0 or not variables.get("with", True)
+
+
+async def test_the_page_is_read_through_one_batch(keys, batches):
+    client, _, tenant = keys
+    body = (await graphql(client, tenant.token, PAGE)).json()
+    nodes = body["data"]["organization"]["apiKeys"]["nodes"]
+    assert len(nodes) == 6  # key-0 made no call: it does not exist
+    assert batches[0] == 6
+    assert {node["id"]: node["endpointUsage"] for node in nodes}["key-old"] == []
+
+
+@pytest.mark.parametrize(("plan", "role"), [("PRO", "MEMBER"), ("FREE", "ADMIN")])
+async def test_refusals_answer_as_the_ordinary_path(uncached, clock, plan, role, monkeypatch):
+    client, engine = uncached
+    tenant = await make_tenant(engine, now=clock(), plan=plan, role=role)
+    _, _, other = await add_user(engine, tenant, role=role, now=clock())
+    for token in (tenant.token, other):
+        batched, ordinary = await _both(client, token, PAGE, {}, monkeypatch)
+        assert batched == ordinary
+        assert batched["errors"]
+
+
+# --- A schema of its own: refusals per object, object-dependent permissions, failures ---
+
+
+class Allowed(BasePermission):
+    """Allows when the context says so, whatever the object."""
+
+    message = "not allowed"
+    source_free: ClassVar[bool] = True
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return bool(info.context["allowed"])
+
+
+class OddOnly(BasePermission):
+    """Reads the object: never checked once for a list."""
+
+    message = "even"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return source is None or source.n % 2 == 1
+
+
+CALLS: list[str] = []
+
+
+def _value(item: Item, times: int) -> list[int]:
+    if times < 0:
+        raise ValueError(f"times {times} for {item.n}")
+    return [item.n * times] * (item.n % 3)
+
+
+async def _values(items: Sequence[Item], context: Any, times: int = 1) -> list[list[int]]:
+    CALLS.append("batch")
+    return [_value(item, times) for item in items]
+
+
+async def _failing(items: Sequence[Item], context: Any, times: int = 1) -> list[list[int]]:
+    raise ValueError("the batch fails")
+
+
+@strawberry.type
+class Item:
+    n: int
+
+    @strawberry.field(permission_classes=[Allowed], metadata=batch_of(_values))
+    async def values(self, times: int = 1) -> list[int] | None:
+        CALLS.append("one")
+        return _value(self, times)
+
+    @strawberry.field(permission_classes=[Allowed, OddOnly], metadata=batch_of(_values))
+    async def odd(self, times: int = 1) -> list[int] | None:
+        CALLS.append("one")
+        return _value(self, times)
+
+    @strawberry.field(permission_classes=[Allowed], metadata=batch_of(_failing))
+    async def failing(self, times: int = 1) -> list[int] | None:
+        CALLS.append("one")
+        return _value(self, times)
+
+
+@strawberry.type
+class SmallQuery:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(n=n) for n in range(5)]
+
+    @strawberry.field
+    def strict(self) -> list[Item | None] | None:
+        return [Item(n=1), None, Item(n=2)]
+
+
+SMALL = [
+    ("{ items { n values } }", 0),
+    ("{ items { n a: values(times: 2) b: values(times: -1) } }", 0),
+    ("query($t: Int!) { items { ... on Item { values(times: $t) } } }", 0),
+    ("{ items { odd } }", 0),
+    ("{ items { failing } }", 0),
+    ("{ strict { n values } }", 0),
+    ("{ items { values } }", 1),  # refused: a null and an error per item
+]
+
+
+@pytest.mark.parametrize(("document", "refused"), SMALL)
+async def test_a_small_schema_answers_as_the_ordinary_path(document, refused):
+    ordinary = strawberry.Schema(query=SmallQuery)
+    batched = strawberry.Schema(query=SmallQuery, execution_context_class=BatchExecution)
+    context = {"allowed": not refused}
+    variables = {"t": 3}
+    CALLS.clear()
+    expected = await ordinary.execute(document, variable_values=variables, context_value=context)
+    CALLS.clear()
+    got = await batched.execute(document, variable_values=variables, context_value=context)
+    assert got.data == expected.data
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    if document == "{ items { n values } }":
+        assert CALLS == ["batch"]  # one call for the list, none per item
+    if "odd" in document or "failing" in document:
+        assert "one" in CALLS  # the ordinary path, for the objects' own verdicts or errors
+    if refused:
+        assert CALLS == []  # refused per item, before any resolver
