@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from db.engine import writing
-from db.queries.tokens import revoke_token
+from db.queries.tokens import _PRINCIPAL, _principal_row, hash_token, revoke_token
 from domain.scopes import TokenScope
-from tests.factories import add_user, graphql, make_ingest_token, make_tenant
+from tests.factories import PEPPER, add_user, graphql, make_ingest_token, make_tenant
 
 VIEWER = "{ viewer { name role } }"
 
@@ -129,3 +129,26 @@ async def test_an_expired_token_cannot_ingest(client, engine, clock):
 async def test_a_graphql_get_needs_a_token_too(client):
     response = await client.get("/graphql", params={"query": VIEWER})
     assert_unauthenticated(response)
+
+
+async def test_the_token_statement_reads_the_same_through_the_driver(engine, clock):
+    """On PostgreSQL the token statement runs on the driver's connection
+    (db.queries.tokens._principal_row): its row must be what SQLAlchemy's execution of
+    the same statement gives, instants included (UTC-aware, as their columns make them)."""
+    tenant = await make_tenant(engine, now=clock())
+    _, _, expiring = await add_user(
+        engine, tenant, role="MEMBER", now=clock(), expires_at=clock() + timedelta(days=3)
+    )
+    for token in (tenant.token, expiring):
+        digest = hash_token(token, PEPPER)
+        async with engine.connect() as conn:
+            through_driver = await _principal_row(conn, digest)
+            executed = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
+        assert through_driver is not None
+        assert executed is not None
+        assert dict(through_driver) == dict(executed._mapping)
+        for value in through_driver.values():
+            if isinstance(value, datetime):
+                assert value.tzinfo is UTC
+    async with engine.connect() as conn:
+        assert await _principal_row(conn, hash_token("cl_unknown", PEPPER)) is None

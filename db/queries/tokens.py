@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
@@ -106,6 +107,38 @@ def _principal_statement() -> Select[Any]:
 # computing its cache key cost more than running it (bench/PROPOSALS.md, R3). The statement
 # is immutable; only the digest is bound per call.
 _PRINCIPAL = _principal_statement()
+# The same statement as PostgreSQL's driver takes it, compiled on first use.
+_principal_sql: str | None = None
+
+
+def _utc(value: object) -> object:
+    """What ``db.types.UTCDateTime`` makes of an instant the driver returns."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value
+
+
+async def _principal_row(conn: AsyncConnection, digest: str) -> Mapping[str, Any] | None:
+    """The token's row with its user's and organization's columns, by digest.
+
+    On PostgreSQL through the driver's own connection: every request runs this statement,
+    and SQLAlchemy's execution layer around it (events, result processing, greenlet hops)
+    was about a quarter of the CPU of a request whose answer is reused (bench/PROPOSALS.md,
+    R26). The statement is the same one, compiled once; its instants get the processing
+    their ``UTCDateTime`` columns give them, its other columns none.
+    """
+    if conn.dialect.name != "postgresql":
+        row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
+        return None if row is None else row._mapping
+    global _principal_sql
+    if _principal_sql is None:
+        compiled = _PRINCIPAL.compile(dialect=conn.dialect)
+        if list(compiled.positiontup or ()) != ["digest"]:
+            raise RuntimeError("the token statement must bind only the digest, as $1")
+        _principal_sql = str(compiled)
+    raw = await conn.get_raw_connection()
+    record = await raw.driver_connection.fetchrow(_principal_sql, digest)  # type: ignore[union-attr]
+    return None if record is None else {key: _utc(value) for key, value in record.items()}
 
 
 async def authenticate(
@@ -119,12 +152,12 @@ async def authenticate(
     if not token.startswith(PREFIX) or len(token) > 100:
         return None
     digest = hash_token(token, pepper)
-    row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    fields = await _principal_row(conn, digest)
+    if fields is None or not hmac.compare_digest(fields["token_hash"], digest):
         return None
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+    expires_at = fields["expires_at"]
+    if fields["revoked_at"] is not None or (expires_at is not None and expires_at <= now):
         return None
-    fields = row._mapping
     user = None
     organization = None
     if fields["u_id"] is not None and fields["o_id"] is not None:
@@ -133,9 +166,9 @@ async def authenticate(
             {name: fields[label] for name, label in _ORGANIZATION_LABELS}
         )
     return Principal(
-        row.id,
-        TokenScope(row.scope),
-        row.user_id,
+        fields["id"],
+        TokenScope(fields["scope"]),
+        fields["user_id"],
         None if user is None else user.organization_id,
         user,
         organization,
