@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from app.main import create_app
 from app.settings import Settings
+from db.queries import tokens
 from tests.factories import make_ingest_token, make_tenant
 
 FAILURES_PER_MINUTE = 10
@@ -44,18 +44,21 @@ def _guess() -> str:
 
 @contextmanager
 def token_lookups(engine) -> Iterator[list[str]]:
-    """The statements that read access_tokens while the block runs."""
+    """The digests looked up in access_tokens while the block runs: every lookup goes
+    through ``db.queries.tokens._principal_row`` (on PostgreSQL on the driver's connection,
+    which SQLAlchemy's events do not see), counted here."""
     seen: list[str] = []
+    looked_up = tokens._principal_row
 
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if "access_tokens" in statement:
-            seen.append(statement)
+    async def counted(conn, digest):  # type: ignore[no-untyped-def]
+        seen.append(digest)
+        return await looked_up(conn, digest)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    tokens._principal_row = counted  # type: ignore[assignment]
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        tokens._principal_row = looked_up  # type: ignore[assignment]
 
 
 @pytest.mark.parametrize("path", ["/graphql", "/v1/events"])
