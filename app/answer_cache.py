@@ -6,13 +6,13 @@ issue 17). So a query's encoded answer is kept, keyed on everything it is a func
 
 * the viewer's user row and organization row as the request's own authentication read
   them, including ``organizations.data_version``, which every write of events, API keys
-  and users moves in its own transaction (db/ingestion/writer.py). A new event, a renamed
-  key, a changed role or plan, in any worker, gives the next request another key;
+  and users moves in its own transaction (db/ingestion/writer.py). A new event, a new
+  key or user, a changed role or plan, in any worker, gives the next request another key;
 * the document, the operation name, the variables and the extensions, and the media type
   the answer was encoded for;
 * and only until the first instant the clock could change it (``Freshness``: LAST_30_DAYS
-  holds until the next local midnight; a running period or the credit pool's outlook is
-  never kept).
+  holds until the next local midnight; a TO_DATE comparison or the credit pool's outlook
+  is never kept).
 
 Only documents of the fields ``graphql_schema.answer_policy`` allows, and only answers
 without errors, are kept. The token is still checked and the rate limits still charged on
@@ -75,7 +75,13 @@ class Answer:
     cost: int
 
     def size(self, key: AnswerKey) -> int:
-        return len(self.body) + len(key.query) + len(key.variables) + ENTRY_OVERHEAD
+        return (
+            len(self.body)
+            + len(key.query)
+            + len(key.variables)
+            + len(key.extensions)
+            + ENTRY_OVERHEAD
+        )
 
 
 class AnswerCache:

@@ -63,8 +63,8 @@ class Freshness:
 
     def depends_on_the_instant(self) -> None:
         """The answer uses an instant read earlier (a running period's "to date"): it may
-        differ at any later moment."""
-        self._reads += 1
+        differ at any later moment: a read of the clock that nothing bounds."""
+        self.read()
 
     def holds_until(self, instant: datetime | None) -> None:
         """What the last clock read decided holds until ``instant`` (None: not past now)."""

@@ -192,9 +192,8 @@ async def endpoint_usage_of_key(
 ) -> Limited[Share]:
     """Through the per-request DataLoader, so a page of keys costs one query."""
     assert report.api_key_id is not None
-    rows = row_limit(context, limit)
-    shares = await context.loaders.endpoint_usage_by_key.load(_key_range(report, report.api_key_id))
-    return breakdowns.top(shares, rows)
+    [table] = await endpoint_usage_of_keys(context, report, [report.api_key_id], limit=limit)
+    return table
 
 
 async def endpoint_usage_of_keys(
