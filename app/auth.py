@@ -18,12 +18,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import HTTPConnection, Request
 
 from app.rate_limit import Limiter
 from app.settings import Settings
 from db.queries.tokens import Principal, authenticate, hash_token
+from db.session import StatementConnection
 from domain.clock import Clock
 from domain.errors import BadRequest, CreditLensError, Forbidden, RateLimited, Unauthenticated
 from domain.records import OrganizationRecord, UserRecord
@@ -37,7 +37,7 @@ INVALID = "The access token is invalid, expired or revoked."
 DUPLICATE = "Send one Authorization header, not several."
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="creditlens"'}
 
-Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+Connect = Callable[[], AbstractAsyncContextManager[StatementConnection]]
 
 
 class AuthRefused(Exception):
@@ -65,7 +65,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def principal_of(
-    request: Request, conn: AsyncConnection, settings: Settings, clock: Clock
+    request: Request, conn: StatementConnection, settings: Settings, clock: Clock
 ) -> tuple[Principal | None, str]:
     """The token's principal, or None with the message that explains why there is none.
 

@@ -121,7 +121,7 @@ class ExportRoute:
 
     async def _context(self, request: Request, token: str, db: RequestDatabase) -> Context:
         try:
-            principal = await self.authenticator.principal(request, token, db.connection)
+            principal = await self.authenticator.principal(request, token, db.statement_connection)
         except AuthRefused as refused:
             raise Refusal(refused.error, refused.headers) from refused
         try:

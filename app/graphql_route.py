@@ -272,7 +272,7 @@ class GraphQLRoute:
 
     async def _authenticate(self, request: Request, token: str, db: RequestDatabase) -> Context:
         try:
-            principal = await self.authenticator.principal(request, token, db.connection)
+            principal = await self.authenticator.principal(request, token, db.statement_connection)
         except AuthRefused as refused:
             raise self._auth_refusal(refused) from refused
         try:

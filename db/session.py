@@ -5,8 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
+
+
+class DriverConnection(Protocol):
+    """What this project asks of PostgreSQL's driver connection (asyncpg's)."""
+
+    async def fetchrow(self, query: str, *args: object) -> Any: ...
+
+
+# A connection to run one statement on: the driver's own (PostgreSQL), else SQLAlchemy's.
+StatementConnection = AsyncConnection | DriverConnection
+
+
+def driver_of(pooled: PoolProxiedConnection) -> DriverConnection:
+    """The driver's own connection behind a pooled one."""
+    driver: DriverConnection | None = pooled.driver_connection
+    if driver is None:
+        raise RuntimeError("the pooled connection has no driver connection")
+    return driver
 
 
 class RequestDatabase:
@@ -20,19 +42,52 @@ class RequestDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._lock = asyncio.Lock()
+        self._pooled: PoolProxiedConnection | None = None
         self._connection: AsyncConnection | None = None
         self._closed = False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
-            if self._closed:
-                # graphql-core may still run sibling fields of a failed non-null field
-                # after the response is made; they must not reopen a connection.
-                raise RequestFinished("the request has already been answered")
             if self._connection is None:
-                self._connection = await self._engine.connect()
+                pooled = await self._checkout()
+                # Around the connection already checked out (by ``statement_connection``
+                # or just now); the engine's ``engine_connect`` events run as in
+                # ``AsyncEngine.connect`` (the read engine's isolation level among them).
+                sync = await greenlet_spawn(Connection, self._engine.sync_engine, pooled)
+                self._connection = AsyncConnection(self._engine, sync)
             yield self._connection
+
+    @asynccontextmanager
+    async def statement_connection(self) -> AsyncIterator[StatementConnection]:
+        """The request's connection as the cheapest thing one prepared statement runs on:
+        on PostgreSQL the driver's own connection, without building SQLAlchemy's
+        ``Connection`` and setting its isolation level, which cost about as much as the
+        token statement itself on a request whose answer is reused (bench/PROPOSALS.md,
+        R27); elsewhere ``connection()``. The same pooled connection either way."""
+        if self._engine.dialect.name != "postgresql":
+            async with self.connection() as conn:
+                yield conn
+            return
+        async with self._lock:
+            yield driver_of(await self._checkout())
+
+    async def _checkout(self) -> PoolProxiedConnection:
+        """The request's pooled connection, checked out on first use (holding the lock)."""
+        if self._closed:
+            # graphql-core may still run sibling fields of a failed non-null field after
+            # the response is made; they must not reopen a connection.
+            raise RequestFinished("the request has already been answered")
+        if self._pooled is None:
+            engine = self._engine.sync_engine
+            try:
+                self._pooled = await self._engine.raw_connection()
+            except engine.dialect.loaded_dbapi.Error as error:
+                # Raised as ``AsyncEngine.connect`` raises it (an outage is an
+                # ``OperationalError``, app.availability): what ``Connection`` does.
+                Connection._handle_dbapi_exception_noconnection(error, engine.dialect, engine)
+                raise
+        return self._pooled
 
     async def interrupt(self) -> None:
         """Make the statement running on this request's connection fail now (any task).
@@ -42,11 +97,10 @@ class RequestDatabase:
         the statement in its thread, and closing the cancelled connection waits for it to
         finish. sqlite3's interrupt is thread-safe and ends it at its next step.
         """
-        connection = self._connection  # no lock: the running field holds it
-        if connection is None or connection.dialect.name != "sqlite":
+        pooled = self._pooled  # no lock: the running field holds it
+        if pooled is None or self._engine.dialect.name != "sqlite":
             return
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
+        driver = pooled.driver_connection
         if driver is not None:
             await driver.interrupt()
 
@@ -54,9 +108,12 @@ class RequestDatabase:
         """Close the connection once no field is using it; later uses are refused."""
         async with self._lock:
             self._closed = True
-            if self._connection is not None:
-                await self._connection.close()
-                self._connection = None
+            connection, pooled = self._connection, self._pooled
+            self._connection = self._pooled = None
+            if connection is not None:
+                await connection.close()  # returns ``pooled`` to the pool
+            elif pooled is not None:
+                await greenlet_spawn(pooled.close)
 
 
 class RequestFinished(RuntimeError):

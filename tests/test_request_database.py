@@ -1,4 +1,6 @@
-"""A request's one connection outlives none of its fields, even when a field fails."""
+"""A request's one connection outlives none of its fields, even when a field fails; it is
+one pooled connection whether the token statement first uses it on the driver's own
+connection (PostgreSQL) or SQLAlchemy does, returned at the end, never reopened."""
 
 from __future__ import annotations
 
@@ -6,9 +8,22 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from app.availability import is_outage
 from app.settings import Settings
-from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from db.engine import create_engine
+from db.queries.tokens import authenticate
+from db.session import RequestDatabase, RequestFinished
+from tests.factories import (
+    PEPPER,
+    event,
+    graphql,
+    make_ingest_token,
+    make_tenant,
+    post_events,
+)
 
 QUERY = """
 {
@@ -56,3 +71,88 @@ async def test_a_failing_field_beside_readers_answers_cleanly(client, engine, cl
         "{ organization { usage(timeRange: {preset: LAST_30_DAYS}) { calls } } }",
     )
     assert follow_up.json() == {"data": {"organization": {"usage": {"calls": 50}}}}
+
+
+def _checked_out(engine) -> int:  # type: ignore[no-untyped-def]
+    return int(engine.sync_engine.pool.checkedout())
+
+
+async def test_the_token_statement_and_the_queries_share_one_pooled_connection(engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    before = _checked_out(engine)
+    db = RequestDatabase(engine)
+    async with db.statement_connection() as conn:
+        principal = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        assert principal is not None
+        assert principal.organization is not None
+        assert principal.organization.id == tenant.organization_id
+    assert _checked_out(engine) == before + 1
+    async with db.connection() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    async with db.statement_connection() as conn:
+        again = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        assert again == principal
+    assert _checked_out(engine) == before + 1
+    await db.close()
+    assert _checked_out(engine) == before
+    for use in (db.statement_connection, db.connection):
+        with pytest.raises(RequestFinished):
+            async with use():
+                pass
+    assert _checked_out(engine) == before
+
+
+async def test_a_request_that_only_authenticates_returns_its_connection(engine, clock):
+    tenant = await make_tenant(engine, now=clock())
+    before = _checked_out(engine)
+    for token, found in ((tenant.token, True), ("cl_unknown", False)):
+        db = RequestDatabase(engine)
+        async with db.statement_connection() as conn:
+            principal = await authenticate(conn, token=token, pepper=PEPPER, now=clock())
+        assert (principal is not None) is found
+        await db.close()
+        assert _checked_out(engine) == before
+
+
+async def test_the_connection_keeps_the_read_engines_isolation_level(engine, clock, is_postgres):
+    """Built around a connection the token statement already used, the request's
+    SQLAlchemy connection still gets the read engine's execution options (autocommit on
+    PostgreSQL, app.graphql_route), and the pool gets the connection back without them."""
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT") if is_postgres else engine
+    tenant = await make_tenant(engine, now=clock())
+    db = RequestDatabase(reader)
+    async with db.statement_connection() as conn:
+        assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+    async with db.connection() as conn:
+        assert _autocommit(await conn.get_raw_connection()) is is_postgres
+    await db.close()
+    if is_postgres:
+        async with engine.connect() as conn:
+            assert _autocommit(await conn.get_raw_connection()) is False
+
+
+def _autocommit(pooled) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the driver adapter runs without BEGIN (SQLAlchemy's AUTOCOMMIT on asyncpg
+    is the adapter's, the server's level stays READ COMMITTED)."""
+    return bool(getattr(pooled.dbapi_connection, "autocommit", False))
+
+
+async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postgres):
+    """The first use of a request's connection fails as ``AsyncEngine.connect`` fails, so
+    the routes answer 503 with Retry-After (app.availability), not 500."""
+    url = (
+        "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+        if is_postgres
+        else f"sqlite+aiosqlite:///{tmp_path}/missing/directory/file.db"
+    )
+    engine = create_engine(url)
+    try:
+        for use in ("statement_connection", "connection"):
+            db = RequestDatabase(engine)
+            with pytest.raises((OSError, OperationalError)) as caught:
+                async with getattr(db, use)():
+                    pass
+            assert is_outage(caught.value), repr(caught.value)
+            await db.close()
+    finally:
+        await engine.dispose()

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries.directory import organization_record, user_record
+from db.session import DriverConnection, StatementConnection, driver_of
 from db.tables import access_tokens, organizations, users
 from domain.records import OrganizationRecord, UserRecord
 from domain.scopes import TokenScope
@@ -107,8 +109,17 @@ def _principal_statement() -> Select[Any]:
 # computing its cache key cost more than running it (bench/PROPOSALS.md, R3). The statement
 # is immutable; only the digest is bound per call.
 _PRINCIPAL = _principal_statement()
-# The same statement as PostgreSQL's driver takes it, compiled on first use.
-_principal_sql: str | None = None
+
+
+def _driver_statement() -> str:
+    """The same statement as PostgreSQL's driver takes it."""
+    compiled = _PRINCIPAL.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
+    if list(compiled.positiontup or ()) != ["digest"]:
+        raise RuntimeError("the token statement must bind only the digest, as $1")
+    return str(compiled)
+
+
+_PRINCIPAL_SQL = _driver_statement()
 
 
 def _utc(value: object) -> object:
@@ -118,7 +129,7 @@ def _utc(value: object) -> object:
     return value
 
 
-async def _principal_row(conn: AsyncConnection, digest: str) -> Mapping[str, Any] | None:
+async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str, Any] | None:
     """The token's row with its user's and organization's columns, by digest.
 
     On PostgreSQL through the driver's own connection: every request runs this statement,
@@ -127,22 +138,20 @@ async def _principal_row(conn: AsyncConnection, digest: str) -> Mapping[str, Any
     R26). The statement is the same one, compiled once; its instants get the processing
     their ``UTCDateTime`` columns give them, its other columns none.
     """
-    if conn.dialect.name != "postgresql":
-        row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
-        return None if row is None else row._mapping
-    global _principal_sql
-    if _principal_sql is None:
-        compiled = _PRINCIPAL.compile(dialect=conn.dialect)
-        if list(compiled.positiontup or ()) != ["digest"]:
-            raise RuntimeError("the token statement must bind only the digest, as $1")
-        _principal_sql = str(compiled)
-    raw = await conn.get_raw_connection()
-    record = await raw.driver_connection.fetchrow(_principal_sql, digest)  # type: ignore[union-attr]
+    driver: DriverConnection
+    if isinstance(conn, AsyncConnection):
+        if conn.dialect.name != "postgresql":
+            row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
+            return None if row is None else row._mapping
+        driver = driver_of(await conn.get_raw_connection())
+    else:
+        driver = conn
+    record = await driver.fetchrow(_PRINCIPAL_SQL, digest)
     return None if record is None else {key: _utc(value) for key, value in record.items()}
 
 
 async def authenticate(
-    conn: AsyncConnection, *, token: str, pepper: str, now: datetime
+    conn: StatementConnection, *, token: str, pepper: str, now: datetime
 ) -> Principal | None:
     """The principal of an active token, or None (unknown, revoked or expired).
 
