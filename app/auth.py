@@ -142,7 +142,7 @@ class Authenticator:
                 )
         async with connect() as conn:
             principal = await authenticate(
-                conn, token=token, pepper=self._pepper, now=self._clock()
+                conn, token=token, pepper=self._pepper, now=self._clock(), digest=digest
             )
         if principal is None:
             self._valid.pop(digest, None)

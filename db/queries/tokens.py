@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.queries.directory import organization_record, user_record
 from db.session import DriverConnection, StatementConnection, driver_of
 from db.tables import access_tokens, organizations, users
+from db.types import UTCDateTime
 from domain.records import OrganizationRecord, UserRecord
 from domain.scopes import TokenScope
 
@@ -120,6 +121,10 @@ def _driver_statement() -> str:
 
 
 _PRINCIPAL_SQL = _driver_statement()
+# The statement's instants, the only columns whose values the driver path processes.
+_INSTANTS = tuple(
+    column.name for column in _PRINCIPAL.selected_columns if isinstance(column.type, UTCDateTime)
+)
 
 
 def _utc(value: object) -> object:
@@ -147,20 +152,32 @@ async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str,
     else:
         driver = conn
     record = await driver.fetchrow(_PRINCIPAL_SQL, digest)
-    return None if record is None else {key: _utc(value) for key, value in record.items()}
+    if record is None:
+        return None
+    fields = dict(record.items())
+    for name in _INSTANTS:
+        fields[name] = _utc(fields[name])
+    return fields
 
 
 async def authenticate(
-    conn: StatementConnection, *, token: str, pepper: str, now: datetime
+    conn: StatementConnection,
+    *,
+    token: str,
+    pepper: str,
+    now: datetime,
+    digest: str | None = None,
 ) -> Principal | None:
     """The principal of an active token, or None (unknown, revoked or expired).
 
     One statement reads the token with its user and organization: every request pays for
-    it, so it is one round trip, not three.
+    it, so it is one round trip, not three. ``digest``: ``hash_token(token, pepper)`` when
+    the caller has it already.
     """
     if not token.startswith(PREFIX) or len(token) > 100:
         return None
-    digest = hash_token(token, pepper)
+    if digest is None:
+        digest = hash_token(token, pepper)
     fields = await _principal_row(conn, digest)
     if fields is None or not hmac.compare_digest(fields["token_hash"], digest):
         return None
