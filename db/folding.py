@@ -28,10 +28,16 @@ from domain.dimensions import Dimension
 # pg_advisory_xact_lock key of the folder (and of ``rollups rebuild``): 'crlf'.
 FOLD_LOCK = 0x63726C66
 # Pending rows per fold: large enough to coalesce (a quarter hour of one key's endpoint is
-# summed once however many events it holds). On SQLite a fold holds the write lock that
-# ingestion needs, so it is kept to a fraction of a second; on PostgreSQL a fold and
-# ingestion touch no common row and run side by side.
+# summed once however many events it holds). ``fold_all`` and ``rollups rebuild`` take
+# this many at a time.
 FOLD_ROWS = 20_000
+# PostgreSQL's folder folds whenever rows are pending, so its chunks are small while it
+# keeps up and grow to this when ingestion outruns it: a fold and ingestion touch no common
+# row and run side by side, and a larger chunk is what lets the folder catch up. Folding
+# 300,000 pending live-shaped events took 126 us of PostgreSQL time per event in chunks of
+# 20,000, 70 in chunks of 100,000 and 38 in one chunk; history-shaped, 534 -> 364 us from
+# 20,000 to 100,000 (bench/PROPOSALS.md, I7).
+POSTGRES_FOLD_ROWS = 200_000
 # SQLite folds outside ingestion's way (the sums are read without the write lock, see
 # ``_fold_sqlite``), so it waits for a longer tail and takes more at once: a fold of 50,000
 # live-shaped rows costs a third of five folds of 10,000 (bench/PROPOSALS.md I5).
@@ -49,7 +55,7 @@ TAIL_BOUND_ROWS = 100_000
 
 def fold_rows(engine: AsyncEngine) -> int:
     """How many pending rows one fold takes at most on this database."""
-    return FOLD_ROWS if engine.dialect.name == "postgresql" else SQLITE_FOLD_ROWS
+    return POSTGRES_FOLD_ROWS if engine.dialect.name == "postgresql" else SQLITE_FOLD_ROWS
 
 
 @dataclass(frozen=True, slots=True)
