@@ -36,8 +36,9 @@ FOLD_ROWS = 20_000
 # row and run side by side, and a larger chunk is what lets the folder catch up. Folding
 # 300,000 pending live-shaped events took 126 us of PostgreSQL time per event in chunks of
 # 20,000, 70 in chunks of 100,000 and 38 in one chunk; history-shaped, 534 -> 364 us from
-# 20,000 to 100,000 (bench/PROPOSALS.md, I7).
-POSTGRES_FOLD_ROWS = 200_000
+# 20,000 to 100,000 (bench/PROPOSALS.md, I7). Not more: a history-shaped chunk of 100,000
+# already holds its transaction (and vacuum's horizon) for half a minute here.
+POSTGRES_FOLD_ROWS = 100_000
 # SQLite folds outside ingestion's way (the sums are read without the write lock, see
 # ``_fold_sqlite``), so it waits for a longer tail and takes more at once: a fold of 50,000
 # live-shaped rows costs a third of five folds of 10,000 (bench/PROPOSALS.md I5).
@@ -46,11 +47,20 @@ SQLITE_FOLD_ROWS = 50_000
 SQLITE_FOLD_MIN_ROWS = 20_000
 SQLITE_FOLD_WAIT_SECONDS = 2.0
 # A longer tail makes ingestion wait (``wait_for_tail``): reads add every pending row of
-# their range (a 30-day report of one organization took 14 ms with no tail, 240 ms with
-# 100,000 pending rows and 2.6 s with 300,000, at load 9: bench/PROPOSALS.md I5), and the
-# lag must not grow without end when ingestion outruns the folder (history-shaped
-# backfills on SQLite do).
+# their range, so the tail bounds what a read can cost, and the lag must not grow without
+# end when ingestion outruns the folder (history-shaped backfills do). SQLite: a 30-day
+# report of one organization took 14 ms with no tail, 240 ms with 100,000 pending rows and
+# 2.6 s with 300,000, at load 9 (bench/PROPOSALS.md I5). PostgreSQL, whose folds run beside
+# ingestion and keep up with more: the 30-day endpoint table of the largest benchmark
+# organization took 1.6 ms with no tail, 9.5 ms with 20,000 of its rows pending, 54 ms
+# with 100,000 and 329 ms with 300,000 (I7).
 TAIL_BOUND_ROWS = 100_000
+POSTGRES_TAIL_BOUND_ROWS = 200_000
+
+
+def tail_bound(engine: AsyncEngine) -> int:
+    """How many pending rows make ingestion wait for the folder on this database."""
+    return POSTGRES_TAIL_BOUND_ROWS if engine.dialect.name == "postgresql" else TAIL_BOUND_ROWS
 
 
 def fold_rows(engine: AsyncEngine) -> int:
@@ -91,19 +101,19 @@ async def tail(conn: AsyncConnection) -> Tail:
 
 
 async def wait_for_tail(
-    engine: AsyncEngine, *, bound: int = TAIL_BOUND_ROWS, poll: float = 0.05, most: float = 30.0
+    engine: AsyncEngine, *, bound: int | None = None, poll: float = 0.05, most: float = 30.0
 ) -> float:
-    """SQLite: wait while more than ``bound`` rows are pending (the folder of ``serve`` is
-    behind), at most ``most`` seconds; the seconds waited. Ingestion calls it before taking
-    the write lock, so a producer that outruns the folder is slowed to its pace instead of
-    growing the tail (and every read's share of it) without end. PostgreSQL: no wait (its
-    folds run beside ingestion; docs/rollups.md)."""
-    if engine.dialect.name == "postgresql":
-        return 0.0
+    """Wait while more than ``bound`` (``tail_bound``) rows are pending, i.e. the folders of
+    ``serve`` are behind, at most ``most`` seconds; the seconds waited. Ingestion calls it
+    before its write, so a producer that outruns the folders is slowed to their pace
+    instead of growing the tail (and every read's share of it) without end. The 200 still
+    comes only after the commit; past ``most`` the batch is written all the same (never
+    refused, never lost)."""
+    limit = tail_bound(engine) if bound is None else bound
     waited = 0.0
     while waited < most:
         async with engine.connect() as conn:
-            if (await tail(conn)).rows <= bound:
+            if (await tail(conn)).rows <= limit:
                 break
         await asyncio.sleep(poll)
         waited += poll
