@@ -18,6 +18,8 @@ class DriverConnection(Protocol):
 
     async def fetchrow(self, query: str, *args: object) -> Any: ...
 
+    async def fetch(self, query: str, *args: object) -> list[Any]: ...
+
 
 # A connection to run one statement on: the driver's own (PostgreSQL), else SQLAlchemy's.
 StatementConnection = AsyncConnection | DriverConnection
