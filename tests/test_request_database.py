@@ -5,6 +5,7 @@ connection (PostgreSQL) or SQLAlchemy does, returned at the end, never reopened.
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,6 +146,7 @@ async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postg
         if is_postgres
         else f"sqlite+aiosqlite:///{tmp_path}/missing/directory/file.db"
     )
+    threads = set(threading.enumerate())
     engine = create_engine(url)
     try:
         for use in ("statement_connection", "connection"):
@@ -156,3 +158,8 @@ async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postg
             await db.close()
     finally:
         await engine.dispose()
+        # aiosqlite stops the thread of a connection that failed to open by a call that
+        # answers on this event loop: let it answer before the test's loop is closed (it
+        # raised "Event loop is closed" into the next test otherwise).
+        for thread in set(threading.enumerate()) - threads:
+            thread.join(timeout=10)
