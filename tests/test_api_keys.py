@@ -12,6 +12,7 @@ from db.engine import writing
 from db.tables import api_keys
 from tests import oracle
 from tests.factories import event, graphql, make_ingest_token, make_tenant, post_events
+from tests.statements import recorded
 
 PAGE = """
 query($first: Int!, $after: String, $revoked: Boolean!) {
@@ -113,17 +114,9 @@ async def test_per_key_usage_matches_raw_events(client, twelve_keys):
 
 async def test_per_key_usage_is_one_query_for_the_whole_page(client, engine, twelve_keys):
     tenant, _ = twelve_keys
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded(engine) as statements:
         variables = {"range": {"preset": "LAST_30_DAYS"}}
         body = (await graphql(client, tenant.token, PER_KEY, variables)).json()
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert len(body["data"]["organization"]["apiKeys"]["nodes"]) == 11
     rollup_reads = [s for s in statements if "usage_rollups" in s]
     assert len(rollup_reads) == 1, rollup_reads

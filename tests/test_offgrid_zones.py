@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event as sqlalchemy_event
 
 from db.ingestion.validation import Reference, ValidEvent
 from db.ingestion.writer import write
@@ -23,6 +22,7 @@ from db.queries import usage
 from domain.outcomes import outcome_of
 from tests import oracle
 from tests.factories import event, graphql, make_tenant
+from tests.statements import recorded
 
 NOW = datetime(2027, 1, 15, tzinfo=UTC)
 SERIES = """
@@ -46,14 +46,8 @@ MAX_SECONDS = 10
 @pytest.fixture
 def statements(engine: Any) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the test runs."""
-    seen: list[str] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    sqlalchemy_event.listen(engine.sync_engine, "before_cursor_execute", grab)
-    yield seen
-    sqlalchemy_event.remove(engine.sync_engine, "before_cursor_execute", grab)
+    with recorded(engine) as seen:
+        yield seen
 
 
 def _valid(index: int, item: dict[str, Any]) -> ValidEvent:

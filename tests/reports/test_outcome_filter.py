@@ -9,12 +9,12 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from db.folding import fold_all
 from tests import oracle
 from tests.factories import event, graphql, make_tenant, post_events
 from tests.reports.queries import ask, explicit, instant, utc
+from tests.statements import recorded
 
 ZONE = "Asia/Kathmandu"
 START, END = utc(2026, 12, 1), utc(2026, 12, 8)
@@ -166,11 +166,6 @@ async def test_an_empty_list_is_refused_and_the_other_panels_answer(client, worl
 
 async def test_a_page_of_keys_reads_its_filtered_tables_in_one_query(client, engine, world):
     tenant, _ = world
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
     query = """
     query($r: TimeRangeInput!) {
       organization { apiKeys { nodes {
@@ -180,11 +175,8 @@ async def test_a_page_of_keys_reads_its_filtered_tables_in_one_query(client, eng
     }
     """
     await fold_all(engine)  # else ``ask`` folds and asks again inside the recording
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded(engine) as statements:
         data = await ask(client, tenant.token, query, {"r": explicit(START, END)})
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
     nodes = data["apiKeys"]["nodes"]
     assert len(nodes) == 3
     assert all(node["endpointUsage"] != node["all"] for node in nodes)
