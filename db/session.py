@@ -5,20 +5,46 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 
-class DriverConnection(Protocol):
-    """What this project asks of PostgreSQL's driver connection (asyncpg's)."""
+class DriverConnection:
+    """PostgreSQL's driver connection (asyncpg's) behind a pooled one, for the statements
+    that skip SQLAlchemy's execution layer (bench/PROPOSALS.md R26, R28).
 
-    async def fetchrow(self, query: str, *args: object) -> Any: ...
+    A lost connection is handled as SQLAlchemy's execution handles it: the pooled
+    connection is invalidated, so the pool opens a new one instead of handing the dead one
+    to every later request, and the error is raised as a ``DisconnectionError``, which the
+    routes answer with 503 and Retry-After (app.availability). Other errors pass as they are.
+    """
 
-    async def fetch(self, query: str, *args: object) -> list[Any]: ...
+    def __init__(self, pooled: PoolProxiedConnection) -> None:
+        self._pooled = pooled
+
+    async def fetchrow(self, query: str, *args: object) -> Any:
+        return await self._run("fetchrow", query, args)
+
+    async def fetch(self, query: str, *args: object) -> list[Any]:
+        rows: list[Any] = await self._run("fetch", query, args)
+        return rows
+
+    async def _run(self, method: str, query: str, args: tuple[object, ...]) -> Any:
+        driver = self._pooled.driver_connection
+        if driver is None:
+            raise DisconnectionError("the pooled connection has no driver connection")
+        try:
+            return await getattr(driver, method)(query, *args)
+        except Exception as error:
+            if not driver.is_closed():
+                raise
+            self._pooled.invalidate(error)
+            raise DisconnectionError(f"the database connection was lost: {error}") from error
 
 
 # A connection to run one statement on: the driver's own (PostgreSQL), else SQLAlchemy's.
@@ -27,10 +53,7 @@ StatementConnection = AsyncConnection | DriverConnection
 
 def driver_of(pooled: PoolProxiedConnection) -> DriverConnection:
     """The driver's own connection behind a pooled one."""
-    driver: DriverConnection | None = pooled.driver_connection
-    if driver is None:
-        raise RuntimeError("the pooled connection has no driver connection")
-    return driver
+    return DriverConnection(pooled)
 
 
 class RequestDatabase:

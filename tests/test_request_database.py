@@ -8,8 +8,9 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 
 from app.availability import is_outage
@@ -163,3 +164,37 @@ async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postg
         # raised "Event loop is closed" into the next test otherwise).
         for thread in set(threading.enumerate()) - threads:
             thread.join(timeout=10)
+
+
+async def test_connections_the_database_dropped_are_replaced(
+    client, engine, clock, database_url, is_postgres
+):
+    """A PostgreSQL restart or failover drops every pooled connection. The statements that
+    run on the driver's own connection (the token, the report) must invalidate a dead one as
+    SQLAlchemy does: a request on it is answered 503 with Retry-After, and the next ones get
+    new connections. (Before, the dead connection went back to the pool and every later
+    request on it was a 500, until the server was restarted.) SQLite has no connection to
+    drop: its requests must simply go on being answered."""
+    tenant = await make_tenant(engine, now=clock())
+    query = "{ organization { usage(timeRange: {preset: LAST_30_DAYS}) { calls } } }"
+    assert (await graphql(client, tenant.token, query)).status_code == 200
+    if is_postgres:
+        url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        admin = await asyncpg.connect(url)
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+    answers = [await graphql(client, tenant.token, query) for _ in range(12)]
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 503}, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert answer.headers["Retry-After"]
+    assert statuses[-3:] == [200, 200, 200], statuses
+    if is_postgres:
+        assert 503 in statuses  # the dead connection was met, and answered as an outage
