@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+_POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A statement compiled once as PostgreSQL's driver takes it (``DriverConnection``):
+    its SQL, and for each positional parameter either the name of a value bound per call or
+    (name None) the constant the statement holds (a literal such as ``''``)."""
+
+    sql: str
+    names: tuple[str | None, ...]
+    constants: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, statement: Select[Any]) -> DriverStatement:
+        compiled = statement.compile(dialect=_POSTGRES)
+        names: list[str | None] = []
+        constants: list[Any] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            names.append(name if bind.required else None)
+            constants.append(None if bind.required else bind.value)
+        return cls(str(compiled), tuple(names), tuple(constants))
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        """The positional values of one call."""
+        return [
+            parameters[name] if name else constant
+            for name, constant in zip(self.names, self.constants, strict=True)
+        ]
 
 
 class DriverConnection:
@@ -49,11 +83,6 @@ class DriverConnection:
 
 # A connection to run one statement on: the driver's own (PostgreSQL), else SQLAlchemy's.
 StatementConnection = AsyncConnection | DriverConnection
-
-
-def driver_of(pooled: PoolProxiedConnection) -> DriverConnection:
-    """The driver's own connection behind a pooled one."""
-    return DriverConnection(pooled)
 
 
 class RequestDatabase:
@@ -95,7 +124,7 @@ class RequestDatabase:
                 yield conn
             return
         async with self._lock:
-            yield driver_of(await self._checkout())
+            yield DriverConnection(await self._checkout())
 
     async def _checkout(self) -> PoolProxiedConnection:
         """The request's pooled connection, checked out on first use (holding the lock)."""

@@ -31,7 +31,7 @@ def recorded(engine: AsyncEngine) -> Iterator[list[str]]:
     async def rollup_rows(conn: AsyncConnection, query: Any, pieces: list[grains.Piece]) -> Any:
         if conn.dialect.name == "postgresql":
             _, _, shape = usage._rollup_statement(query, pieces, arrays=True)
-            statements.append(usage._driver_sql(shape)[0])
+            statements.append(usage._driver_sql(shape).sql)
         return await sent(conn, query, pieces)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)

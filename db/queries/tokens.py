@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.queries.directory import organization_record, user_record
-from db.session import DriverConnection, StatementConnection, driver_of
+from db.session import DriverConnection, DriverStatement, StatementConnection
 from db.tables import access_tokens, organizations, users
 from db.types import UTCDateTime
 from domain.records import OrganizationRecord, UserRecord
@@ -112,12 +111,12 @@ def _principal_statement() -> Select[Any]:
 _PRINCIPAL = _principal_statement()
 
 
-def _driver_statement() -> str:
+def _driver_statement() -> DriverStatement:
     """The same statement as PostgreSQL's driver takes it."""
-    compiled = _PRINCIPAL.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
-    if list(compiled.positiontup or ()) != ["digest"]:
+    statement = DriverStatement.of(_PRINCIPAL)
+    if statement.names != ("digest",):
         raise RuntimeError("the token statement must bind only the digest, as $1")
-    return str(compiled)
+    return statement
 
 
 _PRINCIPAL_SQL = _driver_statement()
@@ -148,10 +147,10 @@ async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str,
         if conn.dialect.name != "postgresql":
             row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
             return None if row is None else row._mapping
-        driver = driver_of(await conn.get_raw_connection())
+        driver = DriverConnection(await conn.get_raw_connection())
     else:
         driver = conn
-    record = await driver.fetchrow(_PRINCIPAL_SQL, digest)
+    record = await driver.fetchrow(_PRINCIPAL_SQL.sql, digest)
     if record is None:
         return None
     fields = dict(record.items())

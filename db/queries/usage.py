@@ -41,13 +41,12 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME, NO_KEY
-from db.session import driver_of
+from db.session import DriverConnection, DriverStatement
 from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension
 from domain.errors import InvalidInput
@@ -288,32 +287,16 @@ async def _rollup_rows(
     statement, parameters, shape = _rollup_statement(query, pieces, arrays=postgres)
     if not postgres:
         return [tuple(row) for row in await conn.execute(statement, parameters)]
-    sql, names, constants = _driver_sql(shape)
-    driver = driver_of(await conn.get_raw_connection())
-    values = [
-        parameters[name] if name else constant
-        for name, constant in zip(names, constants, strict=True)
-    ]
-    records = await driver.fetch(sql, *values)
+    compiled = _driver_sql(shape)
+    driver = DriverConnection(await conn.get_raw_connection())
+    records = await driver.fetch(compiled.sql, *compiled.values(parameters))
     return [tuple(record) for record in records]
 
 
 @functools.lru_cache(maxsize=256)
-def _driver_sql(shape: _Shape) -> tuple[str, tuple[str | None, ...], tuple[Any, ...]]:
-    """PostgreSQL: the SQL of a shape as the driver takes it, and for each of its positional
-    parameters either the name of a request's value or (name None) the constant the
-    statement holds (a literal such as the '' of a keyless user)."""
-    compiled = _rollup_shape(shape).compile(dialect=_POSTGRES)
-    names: list[str | None] = []
-    constants: list[Any] = []
-    for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        names.append(name if bind.required else None)
-        constants.append(None if bind.required else bind.value)
-    return str(compiled), tuple(names), tuple(constants)
-
-
-_POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+def _driver_sql(shape: _Shape) -> DriverStatement:
+    """PostgreSQL: the statement of a shape as the driver takes it."""
+    return DriverStatement.of(_rollup_shape(shape))
 
 
 def _rollup_statement(
