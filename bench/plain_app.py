@@ -3,10 +3,10 @@
     uvicorn --app-dir bench plain_app:app      # settings from CREDITLENS_* like app.asgi
 
 Each route does what a GraphQL request does, minus GraphQL: the same bearer-token lookup
-(``principal_of``: token, user and organization in one statement), one connection for the
-request, the same range resolution and the same ``db.queries`` functions, then
-``JSONResponse``. The read benchmark runs it beside the real app, so the ratio of the two
-is GraphQL's own cost.
+(``principal_of``: token, user and organization in one statement) on the same connection
+(``RequestDatabase.statement_connection``), one connection for the request's reads, the
+same range resolution and the same ``db.queries`` functions, then ``JSONResponse``. The
+read benchmark runs it beside the real app, so the ratio of the two is GraphQL's own cost.
 
 - ``GET /plain/endpoint-usage?preset=LAST_30_DAYS[&key=ID]``: scenario (a)
 - ``GET /plain/report?preset=LAST_90_DAYS[&tz=ZONE]``: scenario (b), totals, endpoints,
@@ -37,6 +37,7 @@ from app.startup_heap import freeze_startup_heap
 from db.engine import create_engine
 from db.queries import reports
 from db.queries.directory import find_api_key, list_api_keys
+from db.session import RequestDatabase
 from domain.clock import system_clock
 from domain.dimensions import Dimension
 from domain.periods import Granularity, period_edges
@@ -84,8 +85,23 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         else engine
     )
 
-    async def viewer_org(request: Request, conn: AsyncConnection) -> OrganizationRecord | None:
-        principal, _ = await principal_of(request, conn, settings, system_clock)
+    @asynccontextmanager
+    async def reading(
+        request: Request,
+    ) -> AsyncIterator[tuple[OrganizationRecord | None, AsyncConnection]]:
+        """The viewer's organization (None: refused) and the request's connection, taken as
+        app/graphql_route.py takes them."""
+        db = RequestDatabase(reads)
+        try:
+            organization = await viewer_org(request, db)
+            async with db.connection() as conn:
+                yield organization, conn
+        finally:
+            await db.close()
+
+    async def viewer_org(request: Request, db: RequestDatabase) -> OrganizationRecord | None:
+        async with db.statement_connection() as conn:
+            principal, _ = await principal_of(request, conn, settings, system_clock)
         if principal is None or principal.scope != TokenScope.USER or principal.user_id is None:
             return None
         # The same lookup as app/graphql_route.py: since 3afc3a4 the token statement also
@@ -96,8 +112,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         return organization
 
     async def endpoint_usage(request: Request) -> JSONResponse:
-        async with reads.connect() as conn:
-            organization = await viewer_org(request, conn)
+        async with reading(request) as (organization, conn):
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
             span = _range(request, organization)
@@ -120,8 +135,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"endpointUsage": _shares(rows, "endpoint")})
 
     async def report(request: Request) -> JSONResponse:
-        async with reads.connect() as conn:
-            organization = await viewer_org(request, conn)
+        async with reading(request) as (organization, conn):
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
             span = _range(request, organization)
@@ -157,8 +171,7 @@ def create_plain_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def keys_endpoint_usage(request: Request) -> JSONResponse:
-        async with reads.connect() as conn:
-            organization = await viewer_org(request, conn)
+        async with reading(request) as (organization, conn):
             if organization is None:
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
             span = _range(request, organization)

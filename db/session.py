@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+from db.loop_reads import LoopConnection, loop_reader
 
 _POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -30,8 +32,10 @@ class DriverStatement:
     constants: tuple[Any, ...]
 
     @classmethod
-    def of(cls, statement: Select[Any]) -> DriverStatement:
-        compiled = statement.compile(dialect=_POSTGRES)
+    def of(cls, statement: Select[Any], dialect: Dialect | None = None) -> DriverStatement:
+        """``statement`` compiled for ``dialect``'s driver (positional parameters; None:
+        PostgreSQL's asyncpg)."""
+        compiled = statement.compile(dialect=_POSTGRES if dialect is None else dialect)
         names: list[str | None] = []
         constants: list[Any] = []
         for name in compiled.positiontup or ():
@@ -81,8 +85,9 @@ class DriverConnection:
             raise DisconnectionError(f"the database connection was lost: {error}") from error
 
 
-# A connection to run one statement on: the driver's own (PostgreSQL), else SQLAlchemy's.
-StatementConnection = AsyncConnection | DriverConnection
+# A connection to run one statement on: the driver's own (PostgreSQL), the loop's reader
+# (SQLite on a file), else SQLAlchemy's.
+StatementConnection = AsyncConnection | DriverConnection | LoopConnection
 
 
 class RequestDatabase:
@@ -118,10 +123,18 @@ class RequestDatabase:
         on PostgreSQL the driver's own connection, without building SQLAlchemy's
         ``Connection`` and setting its isolation level, which cost about as much as the
         token statement itself on a request whose answer is reused (bench/PROPOSALS.md,
-        R27); elsewhere ``connection()``. The same pooled connection either way."""
+        R27), the same pooled connection as ``connection()``; on SQLite the loop's own
+        reader (``db.loop_reads``: no pooled connection at all unless it cannot answer);
+        elsewhere ``connection()``."""
         if self._engine.dialect.name != "postgresql":
-            async with self.connection() as conn:
-                yield conn
+            reader = loop_reader(self._engine)
+            if reader is None:
+                async with self.connection() as conn:
+                    yield conn
+            else:
+                if self._closed:
+                    raise RequestFinished("the request has already been answered")
+                yield LoopConnection(reader, self.connection)
             return
         async with self._lock:
             yield DriverConnection(await self._checkout())

@@ -31,11 +31,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        instant = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if not isinstance(instant, datetime):
-            raise TypeError(f"a UTC column returned {type(instant).__name__}")
-        if instant.tzinfo is None:
-            return instant.replace(tzinfo=UTC)
-        return instant.astimezone(UTC)
+        return utc_instant(value)
+
+
+def utc_instant(value: object) -> datetime | None:
+    """What a UTC column's stored value is in Python: SQLite's naive UTC text or a driver's
+    datetime (naive: UTC), as an aware UTC datetime; None stays None."""
+    if value is None:
+        return None
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(instant, datetime):
+        raise TypeError(f"a UTC column returned {type(instant).__name__}")
+    if instant.tzinfo is None:
+        return instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)

@@ -92,6 +92,11 @@ async def test_healthz_stays_responsive_while_such_documents_arrive(client, admi
     async def attack():
         try:
             for levels in (16, 17, 18):
+                # Let the probe in first: the in-process transport never yields by itself,
+                # and a request's path may not either (on SQLite the token is read on the
+                # loop's own thread, db/loop_reads.py), so without this the three requests
+                # could finish before the probe had asked once.
+                await asyncio.sleep(0.01)
                 await graphql(client, admin.token, doubling(levels))
         finally:
             done.set()

@@ -5,6 +5,7 @@ connection (PostgreSQL) or SQLAlchemy does, returned at the end, never reopened.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,9 @@ from sqlalchemy.exc import OperationalError
 
 from app.availability import is_outage
 from app.settings import Settings
+from db import migrate
 from db.engine import create_engine
-from db.queries.tokens import authenticate
+from db.queries.tokens import authenticate, revoke_token
 from db.session import RequestDatabase, RequestFinished
 from tests.factories import (
     PEPPER,
@@ -27,6 +29,7 @@ from tests.factories import (
     post_events,
 )
 
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 QUERY = """
 {
   organization {
@@ -79,7 +82,11 @@ def _checked_out(engine) -> int:  # type: ignore[no-untyped-def]
     return int(engine.sync_engine.pool.checkedout())
 
 
-async def test_the_token_statement_and_the_queries_share_one_pooled_connection(engine, clock):
+async def test_the_token_statement_and_the_queries_share_one_pooled_connection(
+    engine, clock, is_postgres
+):
+    """On SQLite the token statement takes no pooled connection at all (the loop's reader,
+    db.loop_reads); the queries then take one."""
     tenant = await make_tenant(engine, now=clock())
     before = _checked_out(engine)
     db = RequestDatabase(engine)
@@ -88,7 +95,7 @@ async def test_the_token_statement_and_the_queries_share_one_pooled_connection(e
         assert principal is not None
         assert principal.organization is not None
         assert principal.organization.id == tenant.organization_id
-    assert _checked_out(engine) == before + 1
+    assert _checked_out(engine) == before + (1 if is_postgres else 0)
     async with db.connection() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     async with db.statement_connection() as conn:
@@ -139,9 +146,18 @@ def _autocommit(pooled) -> bool:  # type: ignore[no-untyped-def]
     return bool(getattr(pooled.dbapi_connection, "autocommit", False))
 
 
+async def _first_use(db: RequestDatabase, use: str) -> None:
+    async with getattr(db, use)() as conn:
+        if use == "statement_connection":
+            await authenticate(conn, token="cl_unknown", pepper=PEPPER, now=NOW)
+
+
 async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postgres):
     """The first use of a request's connection fails as ``AsyncEngine.connect`` fails, so
-    the routes answer 503 with Retry-After (app.availability), not 500."""
+    the routes answer 503 with Retry-After (app.availability), not 500. (On SQLite the
+    token statement's first try, on the loop's reader, cannot open the file either, and
+    the statement is handed to the request's connection, which fails as before; the
+    reader never creates the file.)"""
     url = (
         "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
         if is_postgres
@@ -153,10 +169,10 @@ async def test_a_database_that_cannot_be_reached_is_an_outage(tmp_path, is_postg
         for use in ("statement_connection", "connection"):
             db = RequestDatabase(engine)
             with pytest.raises((OSError, OperationalError)) as caught:
-                async with getattr(db, use)():
-                    pass
+                await _first_use(db, use)
             assert is_outage(caught.value), repr(caught.value)
             await db.close()
+        assert not (tmp_path / "missing").exists()
     finally:
         await engine.dispose()
         # aiosqlite stops the thread of a connection that failed to open by a call that
@@ -198,3 +214,73 @@ async def test_connections_the_database_dropped_are_replaced(
     assert statuses[-3:] == [200, 200, 200], statuses
     if is_postgres:
         assert 503 in statuses  # the dead connection was met, and answered as an outage
+
+
+async def test_a_token_the_loop_reader_cannot_read_at_once_is_read_the_usual_way(tmp_path, clock):
+    """SQLite (its own file, on either leg): the token statement runs on the loop's own
+    reader (db.loop_reads), which never waits. While another connection holds the file
+    exclusively, the reader fails at once and the statement goes to the request's pooled
+    connection, which waits for the lock as every statement did before (busy timeout) and
+    answers; the reader answers again afterwards."""
+    path = tmp_path / "locked.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    engine = create_engine(url)
+    try:
+        tenant = await make_tenant(engine, now=clock())
+        # In WAL mode every open connection keeps a shared lock on the file: none may be
+        # open for another to take it exclusively.
+        await engine.dispose()
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE organizations SET name = name")
+        released = threading.Event()
+
+        def release() -> None:
+            holder.execute("COMMIT")
+            holder.close()  # the exclusive lock goes with the connection
+            released.set()
+
+        timer = threading.Timer(0.5, release)
+        timer.start()
+        try:
+            db = RequestDatabase(engine)
+            async with db.statement_connection() as conn:
+                principal = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+                assert _checked_out(engine) == 1  # the fallback took the request's connection
+            assert released.is_set()  # answered once the lock went, not around it
+            assert principal is not None
+            assert principal.organization is not None
+            assert principal.organization.id == tenant.organization_id
+            await db.close()
+        finally:
+            timer.join()
+        db = RequestDatabase(engine)
+        async with db.statement_connection() as conn:
+            assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+            assert _checked_out(engine) == 0
+        await db.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_revoked_token_is_refused_by_the_next_statement(engine, clock):
+    """Whichever connection runs the token statement (the loop's reader on SQLite), a
+    revocation committed by another connection is seen by the very next statement."""
+    tenant = await make_tenant(engine, now=clock())
+    db = RequestDatabase(engine)
+    async with db.statement_connection() as conn:
+        principal = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+    await db.close()
+    assert principal is not None
+    other = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        async with other.begin() as conn:
+            assert await revoke_token(conn, token_id=principal.token_id, now=clock())
+    finally:
+        await other.dispose()
+    db = RequestDatabase(engine)
+    async with db.statement_connection() as conn:
+        assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock()) is None
+    await db.close()

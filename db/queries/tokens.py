@@ -7,16 +7,19 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.loop_reads import LoopConnection
 from db.queries.directory import organization_record, user_record
 from db.session import DriverConnection, DriverStatement, StatementConnection
 from db.tables import access_tokens, organizations, users
-from db.types import UTCDateTime
+from db.types import UTCDateTime, utc_instant
 from domain.records import OrganizationRecord, UserRecord
 from domain.scopes import TokenScope
 
@@ -111,51 +114,55 @@ def _principal_statement() -> Select[Any]:
 _PRINCIPAL = _principal_statement()
 
 
-def _driver_statement() -> DriverStatement:
-    """The same statement as PostgreSQL's driver takes it."""
-    statement = DriverStatement.of(_PRINCIPAL)
+def _driver_statement(dialect: Dialect | None = None) -> DriverStatement:
+    """The same statement as a driver takes it: PostgreSQL's (asyncpg), or ``dialect``'s."""
+    statement = (
+        DriverStatement.of(_PRINCIPAL)
+        if dialect is None
+        else DriverStatement.of(_PRINCIPAL, dialect)
+    )
     if statement.names != ("digest",):
-        raise RuntimeError("the token statement must bind only the digest, as $1")
+        raise RuntimeError("the token statement must bind only the digest, as its one parameter")
     return statement
 
 
 _PRINCIPAL_SQL = _driver_statement()
-# The statement's instants, the only columns whose values the driver path processes.
+_PRINCIPAL_SQLITE = _driver_statement(SQLiteDialect_pysqlite())
+# The statement's instants, the only columns whose values the driver paths process.
 _INSTANTS = tuple(
     column.name for column in _PRINCIPAL.selected_columns if isinstance(column.type, UTCDateTime)
 )
 
 
-def _utc(value: object) -> object:
-    """What ``db.types.UTCDateTime`` makes of an instant the driver returns."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return value
-
-
 async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str, Any] | None:
     """The token's row with its user's and organization's columns, by digest.
 
-    On PostgreSQL through the driver's own connection: every request runs this statement,
-    and SQLAlchemy's execution layer around it (events, result processing, greenlet hops)
-    was about a quarter of the CPU of a request whose answer is reused (bench/PROPOSALS.md,
-    R26). The statement is the same one, compiled once; its instants get the processing
-    their ``UTCDateTime`` columns give them, its other columns none.
+    On PostgreSQL through the driver's own connection, on SQLite through the loop's reader
+    (``db.loop_reads``): every request runs this statement, and SQLAlchemy's execution
+    layer around it (events, result processing, greenlet hops; on SQLite the thread hops
+    too) was about a quarter (PostgreSQL, bench/PROPOSALS.md R26) and half (SQLite, R29)
+    of the CPU of a request whose answer is reused. The statement is the same one,
+    compiled once per database; its instants get the processing their ``UTCDateTime``
+    columns give them, its other columns (integers and text) need none.
     """
-    driver: DriverConnection
-    if isinstance(conn, AsyncConnection):
-        if conn.dialect.name != "postgresql":
-            row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
-            return None if row is None else row._mapping
-        driver = DriverConnection(await conn.get_raw_connection())
+    record: Mapping[str, Any] | None
+    if isinstance(conn, LoopConnection):
+        record = await conn.fetchrow(_PRINCIPAL_SQLITE.sql, digest)
+    elif isinstance(conn, AsyncConnection) and conn.dialect.name != "postgresql":
+        row = (await conn.execute(_PRINCIPAL, {"digest": digest})).first()
+        return None if row is None else row._mapping
     else:
-        driver = conn
-    record = await driver.fetchrow(_PRINCIPAL_SQL.sql, digest)
+        driver = (
+            DriverConnection(await conn.get_raw_connection())
+            if isinstance(conn, AsyncConnection)
+            else conn
+        )
+        record = await driver.fetchrow(_PRINCIPAL_SQL.sql, digest)
     if record is None:
         return None
     fields = dict(record.items())
     for name in _INSTANTS:
-        fields[name] = _utc(fields[name])
+        fields[name] = utc_instant(fields[name])
     return fields
 
 
