@@ -13,13 +13,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from db.ingestion.validation import Reference, ValidEvent
 from db.ingestion.writer import write
 from db.queries import usage
+from domain.dimensions import Dimension
 from domain.outcomes import outcome_of
+from domain.periods import Granularity, period_edges
 from tests import oracle
 from tests.factories import event, graphql, make_tenant
 from tests.statements import recorded
@@ -185,3 +188,34 @@ async def test_a_series_off_the_grid_within_the_event_limit_is_answered(
     assert "errors" not in body, body
     got = _buckets(body["data"]["organization"]["usage"]["series"])
     assert got == oracle.series(events, start, end, "Africa/Monrovia", "HOUR")
+
+
+@pytest.mark.parametrize("days", [7, 90])
+def test_on_postgresql_a_series_is_one_statement_whatever_its_periods(days: int) -> None:
+    """Daily buckets of a +05:30 zone are two rollup ranges each (an hour run and the
+    quarter hours around local midnight). On PostgreSQL the ranges of a grain are bound as
+    arrays, so the statement's text (hence the prepared statement PostgreSQL plans) is the
+    same for 7 days as for 90; one branch per range made it plan 180 branches at every run
+    (bench/PROPOSALS.md R30). SQLite keeps one branch per range."""
+    zone = ZoneInfo("Asia/Kolkata")
+    end = datetime(2027, 1, 15, tzinfo=zone).astimezone(UTC)
+    edges = period_edges(end - timedelta(days=days), end, Granularity.DAY, zone)
+    pieces = [piece for piece in usage._pieces_for(edges) if piece.grain]
+    query = usage._Query(1, Dimension.ENDPOINT, None, None, False, True, False)
+    _, parameters, shape = usage._rollup_statement(query, pieces, arrays=True)
+    _, _, week = usage._rollup_statement(
+        query,
+        [p for p in usage._pieces_for(edges[:8]) if p.grain],
+        arrays=True,
+    )
+    assert shape == week
+    assert shape.ranges
+    assert usage._driver_sql(shape).sql.count("UNION ALL") == len(shape.grains)
+    ranges = sum(len(parameters[f"lows_{grain}"]) for grain in shape.grains)
+    assert ranges == len(pieces) > days  # every range is bound, none dropped
+    _, _, per_piece = usage._rollup_statement(query, pieces, arrays=False)
+    assert len(per_piece.grains) == len(pieces)
+    # A read of a few ranges (a 30-day table) keeps a branch per range, the cheapest there.
+    _, _, table = usage._rollup_statement(query, pieces[:3], arrays=True)
+    assert not table.ranges
+    assert len(table.grains) == 3

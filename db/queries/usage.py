@@ -39,6 +39,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,6 +58,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Beyond this many rollup ranges in one statement, read the finest grain over the whole
 # span instead: a long series in an odd zone would otherwise build a huge OR.
 MAX_RANGES = 200
+# PostgreSQL: up to this many rollup ranges, one branch each (the 30-day tables have one
+# to three; binding arrays cost 1 % more instructions there); beyond, the ranges of each
+# grain are bound as arrays (``_ranges``).
+MAX_BRANCH_RANGES = 8
 # Raw ranges are only needed around edges off the 15-minute grid: a ragged start and end,
 # a few tzdata transitions (Antarctica/Casey). More than this many means a zone whose
 # offset was off the grid (every edge of a series is then off it), and one branch per edge
@@ -312,9 +317,11 @@ def _rollup_statement(
     cache is bounded.
     """
     spans = grains.merge([grains.Piece(1, piece.low, piece.high) for piece in pieces])
+    seconds = [piece.grain // grains.MICROS for piece in pieces]
+    ranges = arrays and len(pieces) > MAX_BRANCH_RANGES
     shape = _Shape(
         query.dimension,
-        tuple(piece.grain // grains.MICROS for piece in pieces),
+        tuple(sorted(set(seconds))) if ranges else tuple(seconds),
         len(spans),
         query.keys is not None,
         _Outcomes.of(query),
@@ -322,11 +329,20 @@ def _rollup_statement(
         query.by_key,
         query.by_bucket,
         arrays,
+        ranges,
     )
     parameters: dict[str, Any] = {"organization": query.organization_id}
-    for index, piece in enumerate(pieces):
-        parameters[f"low_{index}"] = piece.low // grains.MICROS
-        parameters[f"high_{index}"] = piece.high // grains.MICROS
+    if ranges:
+        for grain in shape.grains:
+            of_grain = [
+                piece for piece, second in zip(pieces, seconds, strict=True) if second == grain
+            ]
+            parameters[f"lows_{grain}"] = [piece.low // grains.MICROS for piece in of_grain]
+            parameters[f"highs_{grain}"] = [piece.high // grains.MICROS for piece in of_grain]
+    else:
+        for index, piece in enumerate(pieces):
+            parameters[f"low_{index}"] = piece.low // grains.MICROS
+            parameters[f"high_{index}"] = piece.high // grains.MICROS
     for index, span in enumerate(spans):
         parameters[f"tail_low_{index}"] = span.low // grains.MICROS
         parameters[f"tail_high_{index}"] = span.high // grains.MICROS
@@ -342,7 +358,8 @@ class _Shape:
     """What makes two rollup statements differ in more than their parameter values."""
 
     dimension: Dimension
-    grains: tuple[int, ...]  # of each piece, in seconds
+    # In seconds: the grain of each piece; with ``ranges``, each grain once.
+    grains: tuple[int, ...]
     tail_spans: int
     keys: bool
     outcomes: _Outcomes
@@ -352,6 +369,9 @@ class _Shape:
     # Keys and outcomes bound as one array each (``= ANY``, PostgreSQL) rather than as a
     # list expanded into the SQL at each execution: the driver's SQL is then fixed per shape.
     arrays: bool
+    # PostgreSQL, more than ``MAX_BRANCH_RANGES`` pieces: the ranges of each grain bound as
+    # two arrays (``_ranges``), so the SQL does not grow with their number.
+    ranges: bool
 
     @property
     def by_outcome(self) -> bool:
@@ -394,14 +414,19 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
     dimension = _constant(int(shape.dimension), SmallInteger)
     branches = []
     for index, grain in enumerate(shape.grains):
+        if shape.ranges:
+            ranges = _ranges(grain)
+            low, high = ranges.c.low, ranges.c.high
+        else:
+            low, high = bindparam(f"low_{index}"), bindparam(f"high_{index}")
         branch = select(
             r.api_key_id, r.bucket, value, calls.label("calls"), credits.label("credits")
         ).where(
             r.organization_id == organization,
             r.dimension == dimension,
             r.grain == _constant(grain, Integer),
-            r.bucket >= bindparam(f"low_{index}"),
-            r.bucket < bindparam(f"high_{index}"),
+            r.bucket >= low,
+            r.bucket < high,
         )
         if shape.keys:
             branch = branch.where(_among(shape, r.api_key_id, keys))
@@ -421,6 +446,11 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
             branch = branch.where(
                 r.outcome != all_(outcomes) if shape.arrays else r.outcome.not_in(outcomes)
             )
+        if shape.ranges:
+            # Each range of the array is its own index range search, as a branch of its
+            # own would be (LATERAL: a join could not scan the grain's rows once instead).
+            found = branch.lateral(f"rows_{grain}")
+            branch = select(*found.c).select_from(ranges).join(found, true())
         branches.append(branch)
     branches.extend(_pending_branches(shape, organization, keys, outcomes))
     rows = _union(branches)
@@ -437,6 +467,25 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
         func.sum(c.calls).label("calls"),
         func.sum(c.credits).label("credits"),
     ).group_by(*group)
+
+
+def _ranges(grain: int) -> Any:
+    """PostgreSQL: the ranges of a grain's pieces, from the arrays ``lows_<grain>`` and
+    ``highs_<grain>``, as rows (low, high).
+
+    One branch per piece made the 90-day daily series of a +05:30 zone (181 pieces) a
+    statement that PostgreSQL planned again at every run (custom plans: ~15 ms of 18 at 1M
+    events, its execution 3 ms; bench/PROPOSALS.md R30); with the ranges bound as arrays
+    the statement is the same for any number of pieces of those grains.
+    """
+    return (
+        func.unnest(
+            bindparam(f"lows_{grain}", type_=ARRAY(BigInteger)),
+            bindparam(f"highs_{grain}", type_=ARRAY(BigInteger)),
+        )
+        .table_valued("low", "high")
+        .render_derived(name=f"ranges_{grain}")
+    )
 
 
 def _among(
