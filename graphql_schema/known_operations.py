@@ -27,7 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    specified_rules,
+)
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.execution import optimized_is_awaitable
@@ -70,8 +76,6 @@ def validation_rules(extensions: Iterable[SchemaExtension]) -> tuple[type[ASTVal
     """The rules a request is validated with: graphql-core's own, then those each
     ``AddValidationRules`` extension adds, in order (what strawberry's execution context
     holds when validation starts)."""
-    from graphql import specified_rules
-
     rules = tuple(specified_rules)
     for extension in extensions:
         if isinstance(extension, AddValidationRules):
