@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import strawberry
 from graphql import GraphQLError, MaxIntrospectionDepthRule
@@ -15,11 +15,13 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.graphql import OperationType
 
 from graphql_schema.error_codes import ErrorCodes
 from graphql_schema.execution import RowExecution, SuggestionFreeRowExecution
 from graphql_schema.extension_hooks import ClassHookRunner
+from graphql_schema.known_operations import Checks, KnownOperations, validation_rules
 from graphql_schema.limits import QueryCost, TokenLimit, max_aliases_rule, max_depth_rule
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.scalars import BIGINT_SCALAR, BigInt
@@ -29,6 +31,9 @@ from graphql_schema.types.organization import Organization
 from graphql_schema.types.viewer import Viewer
 from graphql_schema.validation import DocumentValidation, Validator
 from resolvers.context import Context
+
+# Entries of the parser cache (shared by size with every ParserCache of the process).
+PARSE_CACHE_SIZE = 1024
 
 
 @strawberry.type(description="Credit usage of the viewer's organization.")
@@ -44,7 +49,45 @@ class Query:
 
 class Schema(strawberry.Schema):
     """strawberry logs every error with a traceback; ours are expected outcomes (denials,
-    bad input). ``ErrorCodes`` logs the unexpected ones, with the request id."""
+    bad input). ``ErrorCodes`` logs the unexpected ones, with the request id.
+
+    Queries every check has let through before take the short way of
+    ``graphql_schema.known_operations`` (set by :func:`build_schema`)."""
+
+    known_operations: KnownOperations | None = None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if self.known_operations is not None:
+            result = await self.known_operations.execute(
+                self,
+                query,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                allowed_operation_types=allowed_operation_types,
+                operation_extensions=operation_extensions,
+            )
+            if result is not None:
+                return result
+        return await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types,
+            operation_extensions=operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -81,6 +124,18 @@ class SchemaSettings(Protocol):
     def max_analysis_steps(self) -> int: ...
 
 
+# The extensions KnownOperations checks as they do (the limits, parsing, validation, codes).
+_STOOD_IN_FOR = {
+    TokenLimit,
+    ParserCache,
+    AddValidationRules,
+    DocumentValidation,
+    QueryCost,
+    ErrorCodes,
+    DisableIntrospection,
+}
+
+
 def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     """The schema with its limits. Extensions are passed as classes or factories, so each
     request gets fresh instances (they hold per-request state). Order matters: the token
@@ -100,7 +155,7 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     validator = Validator(hide_suggestions=not settings.field_suggestions, maxsize=1024)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: TokenLimit(max_tokens=settings.max_tokens),
-        lambda: ParserCache(maxsize=1024),
+        lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
         lambda: AddValidationRules(validation_rules),
         lambda: DocumentValidation(validator=validator),
         lambda: QueryCost(max_cost=settings.max_query_cost, limits=cost_limits, memo=cost_memo),
@@ -108,7 +163,7 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -123,3 +178,25 @@ def build_schema(settings: SchemaSettings) -> strawberry.Schema:
             scalar_map={BigInt: BIGINT_SCALAR},
         ),
     )
+    checks = Checks(
+        max_tokens=settings.max_tokens,
+        parse_cache_size=PARSE_CACHE_SIZE,
+        validator=validator,
+        max_cost=settings.max_query_cost,
+        cost_limits=cost_limits,
+        cost_memo=cost_memo,
+    )
+    schema.known_operations = known_operations(schema, checks)
+    return schema
+
+
+def known_operations(schema: strawberry.Schema, checks: Checks) -> KnownOperations | None:
+    """The short way for ``schema``, or None when its extensions are not exactly the ones
+    ``KnownOperations`` stands in for (a field middleware, schema directives, another
+    extension): then every request goes through strawberry's extensions."""
+    extensions = schema.get_extensions()
+    if schema.directives or {type(e) for e in extensions} - _STOOD_IN_FOR:
+        return None
+    if any(extension._implements_resolve() for extension in extensions):
+        return None
+    return KnownOperations(checks, validation_rules(extensions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
@@ -127,33 +128,57 @@ class Organization:
         )
         + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
+        graphql_type=list[EndpointUsage] | None,
     )
-    async def endpoint_usage(
+    def endpoint_usage(
         self,
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
         outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
+    ) -> Awaitable[list[EndpointUsage] | None]:
+        # A plain function returning the coroutine, as ApiKey.endpointUsage (R14): strawberry
+        # then checks the permissions on its synchronous path, without a coroutine of its
+        # own and the await_maybe layers; graphql-core awaits the result, and an error
+        # raised in it lands at this path as before (bench/PROPOSALS.md, R31).
+        return self._endpoint_usage(info.context, time_range, key_id, outcomes, limit)
+
+    async def _endpoint_usage(
+        self,
+        context: Context,
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None,
+        outcomes: OutcomeFilter,
+        limit: int | None,
     ) -> list[EndpointUsage] | None:
-        report = await self._scope(info, time_range, key_id, outcomes)
-        limited = await usage_resolvers.breakdown(
-            info.context, report, Dimension.ENDPOINT, limit=limit
-        )
+        report = await self._scope(context, time_range, key_id, outcomes)
+        limited = await usage_resolvers.breakdown(context, report, Dimension.ENDPOINT, limit=limit)
         return EndpointUsage.rows(limited)
 
     @strawberry.field(
         description="The full usage report, for all keys or the key `keyId`." + PANEL_NOTE,
         permission_classes=ADMIN_ON_PAID_PLAN,
+        graphql_type=UsageReport | None,
     )
-    async def usage(
+    def usage(
         self,
         info: Info[Context, None],
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None = None,
         outcomes: OutcomeFilter = None,
+    ) -> Awaitable[UsageReport | None]:
+        # A coroutine from a plain function, as endpoint_usage above.
+        return self._usage(info.context, time_range, key_id, outcomes)
+
+    async def _usage(
+        self,
+        context: Context,
+        time_range: TimeRangeInput,
+        key_id: strawberry.ID | None,
+        outcomes: OutcomeFilter,
     ) -> UsageReport | None:
-        return UsageReport(scope=await self._scope(info, time_range, key_id, outcomes))
+        return UsageReport(scope=await self._scope(context, time_range, key_id, outcomes))
 
     @strawberry.field(
         description=(
@@ -168,13 +193,13 @@ class Organization:
 
     async def _scope(
         self,
-        info: Info[Context, None],
+        context: Context,
         time_range: TimeRangeInput,
         key_id: strawberry.ID | None,
         outcomes: list[CallOutcome] | None,
     ) -> usage_resolvers.ReportScope:
         return await usage_resolvers.scope(
-            info.context,
+            context,
             self.record,
             time_range.to_args(),
             key_id=None if key_id is None else str(key_id),
