@@ -66,28 +66,19 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        arguments: dict[str, Any] = {
+            "variable_values": variable_values,
+            "context_value": context_value,
+            "root_value": root_value,
+            "operation_name": operation_name,
+            "allowed_operation_types": allowed_operation_types,
+            "operation_extensions": operation_extensions,
+        }
         if self.known_operations is not None:
-            result = await self.known_operations.execute(
-                self,
-                query,
-                variable_values=variable_values,
-                context_value=context_value,
-                root_value=root_value,
-                operation_name=operation_name,
-                allowed_operation_types=allowed_operation_types,
-                operation_extensions=operation_extensions,
-            )
+            result = await self.known_operations.execute(self, query, **arguments)
             if result is not None:
                 return result
-        return await super().execute(
-            query,
-            variable_values=variable_values,
-            context_value=context_value,
-            root_value=root_value,
-            operation_name=operation_name,
-            allowed_operation_types=allowed_operation_types,
-            operation_extensions=operation_extensions,
-        )
+        return await super().execute(query, **arguments)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -145,6 +145,18 @@ def engine(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+async def uncached(settings, clock):
+    """The application without its answer cache: every request is executed."""
+    application = create_app(
+        Settings(database_url=settings.database_url, answer_cache_bytes=0), clock=clock
+    )
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, application.state.engine
+
+
+@pytest.fixture
 async def second_worker(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
     """Another application on the same database: what a second worker process holds (its
     app is ``second_worker.app``)."""

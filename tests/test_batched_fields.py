@@ -14,14 +14,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 import strawberry
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from app.main import create_app
-from app.settings import Settings
 from graphql_schema.batching import BatchExecution, batch_of
 from tests.factories import (
     STORAGE,
@@ -83,18 +80,6 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     (NO_OUTCOMES, {}, True),
     (BAD_RANGE, {}, True),
 ]
-
-
-@pytest.fixture
-async def uncached(settings, clock):
-    """The application without its answer cache: every request is executed."""
-    application = create_app(
-        Settings(database_url=settings.database_url, answer_cache_bytes=0), clock=clock
-    )
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, application.state.engine
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from sqlalchemy import update
 from strawberry.types.graphql import OperationType
 
-from app.main import create_app
 from app.settings import Settings
 from db.tables import organizations
 from domain.clock import system_clock
@@ -170,19 +169,6 @@ async def test_only_queries_every_check_passes_take_the_short_way(schema, case, 
 
 
 # --- Over HTTP, on the real database: the cache holds documents, never who may see what ---
-
-
-@pytest.fixture
-async def uncached(settings, clock):  # type: ignore[no-untyped-def]
-    application = create_app(
-        Settings(database_url=settings.database_url, answer_cache_bytes=0), clock=clock
-    )
-    async with application.router.lifespan_context(application):
-        import httpx
-
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, application.state.engine
 
 
 async def test_a_known_query_is_still_checked_for_each_viewer(uncached, clock, short_way):
