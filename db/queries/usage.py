@@ -58,6 +58,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Beyond this many rollup ranges in one statement, read the finest grain over the whole
 # span instead: a long series in an odd zone would otherwise build a huge OR.
 MAX_RANGES = 200
+# PostgreSQL binds many ranges as arrays (``_ranges``), so its statement does not grow
+# with them: it reads a longer series of hour runs before falling back to quarter hours
+# (each range one index search; a year of +05:30 days is 730 ranges).
+MAX_ARRAY_RANGES = 2_000
 # PostgreSQL: up to this many rollup ranges, one branch each (the 30-day tables have one
 # to three; binding arrays cost 1 % more instructions there); beyond, the ranges of each
 # grain are bound as arrays (``_ranges``).
@@ -126,12 +130,12 @@ def _ragged_cells(bounds: Sequence[int]) -> int:
     return len({bound // grain for bound in bounds if bound % grain})
 
 
-def _pieces_for(edges: Sequence[datetime]) -> list[grains.Piece]:
+def _pieces_for(edges: Sequence[datetime], max_ranges: int = MAX_RANGES) -> list[grains.Piece]:
     pieces: list[grains.Piece] = []
     for low, high in itertools.pairwise(edges):
         pieces.extend(grains.split(to_micros(low), to_micros(high)))
     merged = grains.merge(pieces)
-    if sum(1 for piece in merged if piece.grain) <= MAX_RANGES:
+    if sum(1 for piece in merged if piece.grain) <= max_ranges:
         return merged
     # Too many ranges (a long series of local days in a zone off the UTC day): read the
     # rollup pieces at the quarter-hour grain, which joins them into a few contiguous
@@ -174,10 +178,11 @@ async def tally(
     # hour holding an edge, or several touching ones) and so at most ``ragged + 1``
     # rollup spans after ``_pieces_for`` joins them; checked again below all the same.
     scan = ragged > MAX_RAW_RANGES
+    max_ranges = MAX_ARRAY_RANGES if conn.dialect.name == "postgresql" else MAX_RANGES
     if not scan:
-        pieces = _pieces_for(edges)
+        pieces = _pieces_for(edges, max_ranges)
         raw_count = sum(1 for piece in pieces if not piece.grain)
-        scan = raw_count > MAX_RAW_RANGES or len(pieces) - raw_count > MAX_RANGES
+        scan = raw_count > MAX_RAW_RANGES or len(pieces) - raw_count > max_ranges
     if scan:
         # Two edges make at most two raw pieces, so this count takes the rollup path.
         events = await tally(
