@@ -5,9 +5,11 @@ pieces the rollups answer exactly) plus, in the same statement, the rollup tail
 ``usage_pending`` of those pieces (events not folded yet, docs/rollups.md), plus raw events
 for range edges that are not on the 15-minute grid. Every statement has a bounded number
 of branches: at most ``MAX_RANGES`` rollup ranges (and as many tail ranges) and
-``MAX_RAW_RANGES`` raw ranges. A series with more edges off the grid (a
-zone's historical offset such as +00:19:32) is read in one raw range scan instead, when its
-range holds at most ``MAX_RAW_SCAN_EVENTS`` events (docs/hardening.md, class 4).
+``MAX_RAW_RANGES`` raw ranges; on PostgreSQL many rollup ranges are bound as arrays
+instead (at most ``MAX_ARRAY_RANGES``), one branch per grain. A series with more edges
+off the grid (a zone's historical offset such as +00:19:32) is read in one raw range scan
+instead, when its range holds at most ``MAX_RAW_SCAN_EVENTS`` events (docs/hardening.md,
+class 4).
 """
 
 from __future__ import annotations
