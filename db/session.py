@@ -132,8 +132,7 @@ class RequestDatabase:
                 async with self.connection() as conn:
                     yield conn
             else:
-                if self._closed:
-                    raise RequestFinished("the request has already been answered")
+                self._refuse_if_closed()
                 yield LoopConnection(reader, self.connection)
             return
         async with self._lock:
@@ -141,10 +140,7 @@ class RequestDatabase:
 
     async def _checkout(self) -> PoolProxiedConnection:
         """The request's pooled connection, checked out on first use (holding the lock)."""
-        if self._closed:
-            # graphql-core may still run sibling fields of a failed non-null field after
-            # the response is made; they must not reopen a connection.
-            raise RequestFinished("the request has already been answered")
+        self._refuse_if_closed()
         if self._pooled is None:
             engine = self._engine.sync_engine
             try:
@@ -155,6 +151,12 @@ class RequestDatabase:
                 Connection._handle_dbapi_exception_noconnection(error, engine.dialect, engine)
                 raise
         return self._pooled
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            # graphql-core may still run sibling fields of a failed non-null field after
+            # the response is made; they must not reopen a connection.
+            raise RequestFinished("the request has already been answered")
 
     async def interrupt(self) -> None:
         """Make the statement running on this request's connection fail now (any task).

@@ -274,7 +274,7 @@ async def test_a_revoked_token_is_refused_by_the_next_statement(engine, clock):
         principal = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
     await db.close()
     assert principal is not None
-    other = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    other = create_engine(engine.url.render_as_string(hide_password=False))
     try:
         async with other.begin() as conn:
             assert await revoke_token(conn, token_id=principal.token_id, now=clock())

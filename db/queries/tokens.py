@@ -116,11 +116,7 @@ _PRINCIPAL = _principal_statement()
 
 def _driver_statement(dialect: Dialect | None = None) -> DriverStatement:
     """The same statement as a driver takes it: PostgreSQL's (asyncpg), or ``dialect``'s."""
-    statement = (
-        DriverStatement.of(_PRINCIPAL)
-        if dialect is None
-        else DriverStatement.of(_PRINCIPAL, dialect)
-    )
+    statement = DriverStatement.of(_PRINCIPAL, dialect)
     if statement.names != ("digest",):
         raise RuntimeError("the token statement must bind only the digest, as its one parameter")
     return statement
