@@ -31,6 +31,15 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     )
 
 
+# SQLite copies the write-ahead log back into the database file (a checkpoint, with an
+# fsync) inside the commit that takes the log past this many pages. At SQLite's default of
+# 1,000 pages (4 MB) nearly every ingested batch of live traffic paid for one; the folder
+# checkpoints after each fold instead (``db.folding``), off the ingestion path, and this
+# larger bound only keeps the log from growing without end when no folder runs (the CLI,
+# an idle ``serve``). Measured in bench/PROPOSALS.md, I9.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
     # documented fix is to disable it and emit BEGIN ourselves. Writers ask for
@@ -41,6 +50,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

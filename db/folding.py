@@ -275,6 +275,7 @@ _SQLITE_CHUNK = (
     "SELECT count(*), min(received_ms), max(received_ms) FROM usage_pending WHERE id <= ?"
 )
 _SQLITE_DELETE = "DELETE FROM usage_pending WHERE id <= ?"
+_SQLITE_CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +374,16 @@ async def _fold_sqlite(engine: AsyncEngine, limit: int) -> Folded:
                 # Another folder (another worker) or a rebuild took these rows meanwhile.
                 await conn.exec_driver_sql(_SQLITE_STAGE_DROP)
                 return Folded(0, None)
-            return await _sqlite_apply(conn, chunk)
+            folded = await _sqlite_apply(conn, chunk)
+        # Copy the log back into the database file here, in the folder's thread, so that
+        # ingestion's commits seldom do (db.engine.WAL_AUTOCHECKPOINT_PAGES). PASSIVE: it
+        # waits for no reader or writer; what it cannot copy yet, a later one will.
+        # On the driver's connection: outside any transaction (SQLAlchemy would begin one).
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None  # a live pooled connection
+        cursor = await driver.execute(_SQLITE_CHECKPOINT)
+        await cursor.close()
+        return folded
 
 
 async def fold_all(engine: AsyncEngine) -> int:

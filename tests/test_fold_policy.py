@@ -5,11 +5,14 @@ once (SQLite sums a chunk before it takes the write lock)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from db import migrate
 from db.engine import create_engine
 from db.folding import (
     SQLITE_FOLD_MIN_ROWS,
@@ -109,4 +112,32 @@ async def test_folders_racing_on_one_tail_count_each_event_once(clean_database):
         assert stored.rollups_match_events()
     finally:
         await other.dispose()
+        await engine.dispose()
+
+
+async def test_a_sqlite_fold_copies_the_log_into_the_database_file(tmp_path, clock):
+    """Checkpoints are the folder's (after each fold), not ingestion's: the database file
+    itself, read without its write-ahead log, holds what was folded."""
+    path = tmp_path / "checkpointed.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate.upgrade, url)  # it runs its own event loop
+    engine = create_engine(url)
+    try:
+        tenant = await make_tenant(engine, now=clock())
+        at = clock() - timedelta(hours=3)
+        items = [event(tenant.slug, at + timedelta(minutes=i)) for i in range(300)]
+        await ingest(engine, items, now=clock())
+
+        def rollups_in_file() -> int:
+            # immutable: the file alone, as if the log were not there.
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as file:
+                return int(file.execute("SELECT count(*) FROM usage_rollups").fetchone()[0])
+
+        assert rollups_in_file() == 0  # the batch is in the log only: no commit copied it
+        assert (await fold(engine)).events == 300
+        async with engine.connect() as conn:
+            folded = (await conn.exec_driver_sql("SELECT count(*) FROM usage_rollups")).scalar()
+        assert folded
+        assert rollups_in_file() == folded
+    finally:
         await engine.dispose()

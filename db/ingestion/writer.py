@@ -23,6 +23,7 @@ from db.engine import write_with_retry
 from db.ingestion import bulk
 from db.ingestion.alerts import record_crossings
 from db.ingestion.bulk import EventRow, KeySpan
+from db.ingestion.known_ids import KnownIds, Learned, known_ids
 from db.ingestion.validation import EventError, Reference, ValidEvent, validate_events
 from db.tables import api_keys, organizations, users
 from domain.outcomes import OUTCOME_CODES
@@ -69,15 +70,22 @@ async def _register(
     extra: dict[str, object],
     now: datetime,
     created: set[int],
+    known: KnownIds | None = None,
+    learned: Learned | None = None,
 ) -> dict[tuple[int, str], int]:
     """Ids of (organization, external id) rows, creating the missing ones on first sight;
     adds to ``created`` the organizations this may have added rows to (their answers
-    changed: their data version must move, even if none of the batch's events is new)."""
+    changed: their data version must move, even if none of the batch's events is new).
+    Ids already ``known`` (committed earlier) are not looked up; those read or created
+    here go to ``learned``, for ``known`` once this transaction has committed."""
     if not wanted:
         return {}
     pairs = sorted(wanted)
-    existing = await _lookup(conn, table, pairs)
-    missing = [pair for pair in pairs if pair not in existing]
+    existing, unknown = known.split(table.name, pairs) if known else ({}, pairs)
+    if not unknown:
+        return existing
+    found = await _lookup(conn, table, unknown)
+    missing = [pair for pair in unknown if pair not in found]
     if missing:
         statement = dialect.insert(conn, table).on_conflict_do_nothing(
             index_elements=["organization_id", "external_id"]
@@ -98,7 +106,10 @@ async def _register(
         # A pair a concurrent batch inserted first is counted too: one version too many
         # is harmless, one too few would keep a stale answer.
         created.update(org for org, _ in missing)
-        existing.update(await _lookup(conn, table, missing))
+        found.update(await _lookup(conn, table, missing))
+    if learned is not None:
+        learned.add(table.name, found)
+    existing.update(found)
     return existing
 
 
@@ -154,12 +165,19 @@ def _first_of_each_id(
 
 
 async def ingest_events(
-    conn: AsyncConnection, events: Sequence[ValidEvent], *, now: datetime
+    conn: AsyncConnection,
+    events: Sequence[ValidEvent],
+    *,
+    now: datetime,
+    known: KnownIds | None = None,
+    learned: Learned | None = None,
 ) -> IngestResult:
-    """Store new events and their rollups; the caller owns the transaction.
+    """Store new events and their pending rows; the caller owns the transaction.
 
-    Raises ``IngestRejected`` (before writing anything) when an event names an unknown
-    organization.
+    Keys and users whose ids are ``known`` are not looked up; the ids this reads or creates
+    go to ``learned`` (see db/ingestion/known_ids.py: only the caller knows when they are
+    committed). Raises ``IngestRejected`` (before writing anything) when an event names an
+    unknown organization.
     """
     if not events:
         return IngestResult(0, 0)
@@ -177,11 +195,10 @@ async def ingest_events(
 
     created: set[int] = set()
     keyed = [(org, event.api_key) for (org, _), event in unique.items()]
-    key_ids = await _register(conn, api_keys, _names(keyed), {}, now, created)
+    key_ids = await _register(conn, api_keys, _names(keyed), {}, now, created, known, learned)
     people = [(org, event.user) for (org, _), event in unique.items()]
-    user_ids = await _register(
-        conn, users, _names(people), {"role": Role.MEMBER.value}, now, created
-    )
+    member: dict[str, object] = {"role": Role.MEMBER.value}
+    user_ids = await _register(conn, users, _names(people), member, now, created, known, learned)
 
     rows: list[EventRow] = [
         (
@@ -251,8 +268,19 @@ def prepare(raws: Sequence[object], *, now: datetime, first_index: int = 0) -> l
 
 
 async def write(engine: AsyncEngine, valid: Sequence[ValidEvent], *, now: datetime) -> IngestResult:
-    """Write prepared events atomically, again from the start after a deadlock."""
-    return await write_with_retry(engine, lambda conn: ingest_events(conn, valid, now=now))
+    """Write prepared events atomically, again from the start after a deadlock; the ids of
+    keys and users it resolved are remembered for the engine once it has committed."""
+    known = known_ids(engine)
+    attempts: list[Learned] = []
+
+    async def attempt(conn: AsyncConnection) -> IngestResult:
+        attempts.append(Learned())
+        return await ingest_events(conn, valid, now=now, known=known, learned=attempts[-1])
+
+    result = await write_with_retry(engine, attempt)
+    # The last attempt is the one that committed; earlier ones rolled back.
+    known.remember(attempts[-1])
+    return result
 
 
 async def ingest(
