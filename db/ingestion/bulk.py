@@ -83,6 +83,10 @@ _SQLITE_ROWS_PER_INSERT = 1000
 
 def _sqlite_instant(at: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores for a UTC instant (see db.types)."""
+    if at.tzinfo is UTC:
+        # Validated instants are UTC already: their text less "+00:00" (a third of the
+        # time of converting; three per event, at the top of a live batch's own work).
+        return at.isoformat(" ", "microseconds")[:-6]
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
