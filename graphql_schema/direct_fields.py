@@ -170,8 +170,14 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, calling plain synchronous resolvers directly (module
     docstring)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, document_memo: dict[Any, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # What this executor may keep with the document it runs, for the next requests
+        # of the same document (graphql_schema.known_operations.Known.memo); None: only
+        # for this execution.
+        self.document_memo = document_memo
         # Field middleware or exception handlers: strawberry's chain applies them.
         strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
         self._direct_enabled = not (
