@@ -62,6 +62,9 @@ INGEST_ONLY = (
     "Use a user token for GraphQL."
 )
 ALLOWED_METHODS = {"Allow": "GET, POST"}
+# What each method may run (GraphQL over HTTP: no mutation over GET).
+GET_OPERATIONS = frozenset({OperationType.QUERY})
+POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 def _unavailable(error: Unavailable) -> HTTPRefusal:
@@ -344,9 +347,7 @@ class GraphQLRoute:
     async def _execute(
         self, request: Request, operation: Operation, context: Context
     ) -> ExecutionResult:
-        allowed = {OperationType.QUERY}
-        if request.method == "POST":
-            allowed.add(OperationType.MUTATION)
+        allowed = POST_OPERATIONS if request.method == "POST" else GET_OPERATIONS
         try:
             result: ExecutionResult = await self.schema.execute(
                 operation.query,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -70,7 +71,19 @@ def escape(text: str) -> str:
 
 
 def _value(value: object) -> str:
-    text = escape(str(value))
+    text = str(value)
+    # The common value (an id, a number, a path) needs neither escaping nor quotes: one
+    # pass of checks instead of escape()'s and then the quoting's (R32).
+    if (
+        text.isprintable()
+        and text
+        and " " not in text
+        and '"' not in text
+        and "=" not in text
+        and "\\" not in text
+    ):
+        return text
+    text = escape(text)
     if not text or " " in text or '"' in text or "=" in text:
         return f'"{text}"'
     return text
@@ -78,6 +91,22 @@ def _value(value: object) -> str:
 
 class PlainFormatter(logging.Formatter):
     """``time LEVEL logger message key=value ...``, one line, then an indented traceback."""
+
+    # The last second written and its text: a busy server logs many lines a second, and
+    # ``time.strftime`` of the same second gives the same text (R32).
+    _second: int | None = None
+    _second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """``logging.Formatter.formatTime``, the seconds' text made once per second."""
+        msec_format = self.default_msec_format
+        if datefmt is not None or msec_format is None or self.converter is not time.localtime:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format, time.localtime(second))
+            self._second = second
+        return msec_format % (self._second_text, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = (

@@ -31,10 +31,11 @@ from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, get_argumen
 from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path
 from strawberry.permission import PermissionExtension
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
+
+from graphql_schema.direct_fields import DirectExecution
 
 BATCH = "creditlens.batch"
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
@@ -63,7 +64,7 @@ def _batch_resolver(field: GraphQLField) -> BatchResolver | None:
     return resolver
 
 
-class BatchExecution(StrawberryGraphQLCoreExecutionContext):
+class BatchExecution(DirectExecution):
     """strawberry's executor, resolving batchable fields once per list."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

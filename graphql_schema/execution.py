@@ -49,6 +49,9 @@ Step = tuple[str, Any, str, GraphQLLeafType | None, bool, type | None]
 Plan = tuple[Step, ...]
 _NO_PLAN: Plan = ()
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+# The row plans kept with one document, at most.
+MEMO_LIMIT = 64
+_ROWS = "rows"
 
 
 def _unchanged(leaf: GraphQLLeafType) -> type | None:
@@ -168,9 +171,30 @@ class RowExecution(BatchExecution):
         key = (parent_type.name, id(grouped_field_set))
         known = self._plans.get(key)
         if known is None:
-            known = (grouped_field_set, _plan(parent_type, grouped_field_set))
+            known = (grouped_field_set, self._document_plan(parent_type, grouped_field_set))
             self._plans[key] = known
         return known[1]
+
+    def _document_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+        """The plan, kept with the document when the executor has its memo: a plan depends
+        only on the type and the fields' nodes (names, aliases), and the memo lives as
+        long as the document holding those nodes, so their ids stay theirs (R32)."""
+        memo = self.document_memo
+        if memo is None:
+            return _plan(parent_type, grouped_field_set)
+        shape = (
+            _ROWS,
+            parent_type.name,
+            tuple(id(details[0].node) for details in grouped_field_set.values()),
+        )
+        plan: Plan | None = memo.get(shape)
+        if plan is None:
+            plan = _plan(parent_type, grouped_field_set)
+            # A document's selections have few shapes; @include/@skip on variables can
+            # make more of them, which are then planned per request as before.
+            if len(memo) < MEMO_LIMIT:
+                memo[shape] = plan
+        return plan
 
     def execute_fields(
         self,

@@ -24,7 +24,7 @@ answers exactly as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -42,6 +42,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from graphql_schema.direct_fields import DirectExecution
 from graphql_schema.error_codes import HTTP_LEVEL, coded, masked, request_id_of
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.limits.recent import Recent
@@ -54,10 +55,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Known:
     """A query that parsed and validated: its document and the name graphql-core runs it by
-    (the one sent, else the first operation's, as strawberry derives it)."""
+    (the one sent, else the first operation's, as strawberry derives it). ``memo`` is what
+    our executors work out from the document's nodes alone (how to complete its rows:
+    ``graphql_schema.execution``); it lives and dies with the document."""
 
     document: DocumentNode
     operation_name: str | None
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,8 @@ class KnownOperations:
         if callable(record):
             record(known.operation_name, cost)
         request_id = request_id_of(context_value)
+        executor = schema.execution_context_class
+        memo = {"document_memo": known.memo} if issubclass(executor, DirectExecution) else {}
         try:
             result = schema._get_execute_function()(
                 schema._schema,
@@ -184,8 +190,9 @@ class KnownOperations:
                 operation_name=known.operation_name,
                 context_value=context_value,
                 is_awaitable=optimized_is_awaitable,
-                executor_class=schema.execution_context_class,
+                executor_class=executor,
                 operation_extensions=operation_extensions,
+                **memo,
             )
             if optimized_is_awaitable(result):
                 result = await result

@@ -12,7 +12,7 @@ again by a member, a plan downgraded, variables priced above the limit).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ from domain.roles import Role
 from graphql_schema.known_operations import KnownOperations
 from graphql_schema.schema import Schema, build_schema
 from resolvers.context import Context, Limits
-from tests.factories import add_user, graphql, make_tenant
+from tests.factories import add_user, event, graphql, make_ingest_token, make_tenant, post_events
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
 ORGANIZATION = OrganizationRecord(7, "acme", "Acme", Plan.PRO, "UTC", 1_000, NOW, NOW, None)
@@ -194,3 +194,49 @@ async def test_a_known_query_is_still_checked_for_each_viewer(uncached, clock, s
     downgraded = (await graphql(client, tenant.token, REPORT)).json()
     assert downgraded["errors"][0]["extensions"]["code"] == "PLAN_REQUIRED"
     assert short_way[0] == 6  # every request above
+
+
+# --- Rows planned once per document (graphql_schema.execution, R32) ---
+
+ROWS = """query($with: Boolean!) { organization {
+  endpointUsage(timeRange: {preset: LAST_30_DAYS}) {
+    endpoint calls @include(if: $with) credits: creditsConsumed @skip(if: $with) isOther } } }"""
+
+
+async def _declines(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    return None
+
+
+async def test_rows_planned_with_the_document_answer_as_strawberry_does(
+    uncached, clock, short_way, monkeypatch
+):
+    client, engine = uncached
+    tenant = await make_tenant(engine, now=clock())
+    ingest = await make_ingest_token(engine, now=clock())
+    events = [
+        event(tenant.slug, clock() - timedelta(hours=hour), endpoint=f"/e{hour % 3}", credits=hour)
+        for hour in range(1, 9)
+    ]
+    assert (await post_events(client, ingest, events)).status_code == 200
+    asked = [True, False, True, False]
+    known = [(await graphql(client, tenant.token, ROWS, {"with": w})).json() for w in asked]
+    with monkeypatch.context() as off:
+        off.setattr(KnownOperations, "execute", _declines)
+        ordinary = [(await graphql(client, tenant.token, ROWS, {"with": w})).json() for w in asked]
+    assert known == ordinary
+    assert known[0] != known[1]  # two shapes of rows, each planned for itself
+    assert short_way[0] == 4
+
+
+async def test_a_document_keeps_only_plans_of_its_rows(schema):
+    query = "{ viewer { id name role } v2: viewer { name } }"
+    case = (query, None, None, ADMIN, Q, True)
+    await _outcome(schema, case)
+    await _outcome(schema, case)
+    known = schema.known_operations.recent.get((query, None))
+    assert known is not None
+    assert known.memo  # the viewer's rows were planned once, for both requests
+    for shape, plan in known.memo.items():
+        assert shape[0] == "rows"
+        assert isinstance(plan, tuple)
+        assert all(isinstance(step[0], str) for step in plan)  # names and resolvers only

@@ -1,0 +1,278 @@
+"""Fields with a synchronous resolver, called without strawberry's per-call resolver chain.
+
+For each field with a resolver, strawberry's ``_resolver`` builds an ``Info``, converts the
+arguments (camel-casing each argument's name, walking each type's wrappers with a dozen
+``isinstance`` checks), chains the field extensions through ``functools.reduce`` and
+``partial``, and lets ``PermissionExtension`` check each permission. For
+``organization { endpointUsage(timeRange:, keyId:) }`` that was about a tenth of what
+GraphQL adds to the plain route's work (bench/PROPOSALS.md, R32).
+
+:class:`DirectExecution` calls such a field's resolver itself, with the same arguments,
+when that cannot differ from strawberry's chain: a synchronous resolver (``self`` and
+``info`` its only reserved parameters), no field extension other than strawberry's
+``PermissionExtension``, every permission declaring ``source_free = True`` (pure and
+synchronous: ``graphql_schema.permissions``), no field middleware and no exception
+handlers. The permissions are checked on every call, with the object, the ``Info`` and
+the arguments strawberry would give them; unless every one answers ``True``, or if
+converting the arguments raises, the field takes strawberry's own path, which converts,
+checks and refuses exactly as before (both steps are pure, so doing them twice changes
+nothing). The resolver itself is called once, on one path or the other, and what it
+returns or raises is completed as graphql-core's ``execute_field`` does.
+
+What is kept across requests is only how to convert each argument, per field of the
+schema: never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, get_argument_values
+from graphql.execution.collect_fields import FieldDetails
+from graphql.pyutils import Path
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.relay.types import GlobalID
+from strawberry.scalars import is_scalar
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.arguments import InputContext, convert_argument
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional, has_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
+from strawberry.types.field import StrawberryField
+from strawberry.types.unset import UNSET
+
+DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+
+# (GraphQL name, Python name, the type strawberry converts to, whether a null needs no
+# conversion, whether any other value needs none, the input type's own ``from_input`` that
+# strawberry would call, or None)
+Argument = tuple[str, str, Any, bool, bool, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectField:
+    """How to call one field's resolver as strawberry's chain would."""
+
+    definition: StrawberryField
+    arguments: tuple[Argument, ...]
+    permissions: tuple[BasePermission, ...]
+    passes_self: bool
+    info_name: str | None
+    info_class: type
+    config: Any
+    scalar_registry: Mapping[object, Any]
+
+
+def _is_leaf(type_: Any, scalar_registry: Mapping[object, Any]) -> bool:
+    """Values of ``type_`` that strawberry's ``convert_argument`` returns as they are."""
+    if type_ is GlobalID:
+        return False
+    return (
+        is_scalar(type_, scalar_registry)
+        or isinstance(type_, StrawberryEnumDefinition)
+        or has_enum_definition(type_)
+    )
+
+
+def _argument(argument: Any, config: Any, scalar_registry: Mapping[object, Any]) -> Argument:
+    type_ = argument.type
+    name = config.name_converter.from_argument(argument)
+    if isinstance(type_, StrawberryMaybe):  # null means something else there: convert
+        return (name, argument.python_name, type_, False, False, None)
+    inner = type_.of_type if type(type_) is StrawberryOptional else type_
+    leaf = _is_leaf(inner, scalar_registry)
+    # An input class building its own value (TimeRangeInput): what convert_argument ends
+    # with for it, once none of the wrappers and kinds it tries first applies.
+    from_input = (
+        inner.__strawberry_definition__.from_input
+        if not leaf and isinstance(inner, type) and has_object_definition(inner)
+        else None
+    )
+    # convert_argument returns None for a null of any type but Maybe (checked above).
+    return (name, argument.python_name, inner, True, leaf, from_input)
+
+
+def _direct_field(field: GraphQLField, strawberry_schema: Any) -> DirectField | None:
+    definition = field.extensions.get(DEFINITION) if field.extensions else None
+    # Exactly strawberry's field: a subclass may resolve its own way (relay connections).
+    if type(definition) is not StrawberryField or field.resolve is None:
+        return None
+    resolver = definition.base_resolver
+    if resolver is None or definition.is_async or definition.is_subscription:
+        return None
+    if resolver.root_parameter is not None or resolver.parent_parameter is not None:
+        return None
+    permissions: list[BasePermission] = []
+    for extension in definition.extensions:
+        if type(extension) is not PermissionExtension:
+            return None
+        if not all(getattr(p, "source_free", False) is True for p in extension.permissions):
+            return None
+        permissions.extend(extension.permissions)
+    config = strawberry_schema.config
+    registry = strawberry_schema.schema_converter.scalar_registry
+    info = resolver.info_parameter
+    return DirectField(
+        definition=definition,
+        arguments=tuple(_argument(a, config, registry) for a in definition.arguments),
+        permissions=tuple(permissions),
+        passes_self=resolver.self_parameter is not None,
+        info_name=None if info is None else info.name,
+        info_class=config.info_class,
+        config=config,
+        scalar_registry=registry,
+    )
+
+
+# Where a field keeps its plan: in its own extensions, beside strawberry's definition, so
+# the plan lives exactly as long as the field (and its schema).
+PLAN = "creditlens.direct"
+_UNKNOWN = object()
+
+
+def direct_field(schema: GraphQLSchema, field: GraphQLField) -> DirectField | None:
+    """The plan for calling ``field``'s resolver directly, or None."""
+    extensions = field.extensions
+    plan = extensions.get(PLAN, _UNKNOWN)
+    if plan is _UNKNOWN:
+        strawberry_schema = getattr(schema, "_strawberry_schema", None)
+        plan = None if strawberry_schema is None else _direct_field(field, strawberry_schema)
+        extensions[PLAN] = plan
+    return plan if isinstance(plan, DirectField) else None
+
+
+def convert(plan: DirectField, values: dict[str, Any], info: Any) -> dict[str, Any]:
+    """``strawberry.types.arguments.convert_arguments`` with the names and the types'
+    wrappers worked out once: nulls and leaves as they are, anything else through
+    strawberry's own ``convert_argument``."""
+    kwargs: dict[str, Any] = {}
+    for name, python_name, type_, null_as_is, leaf, from_input in plan.arguments:
+        if name not in values:
+            continue
+        value = values[name]
+        if (null_as_is and (value is None or value is UNSET)) or leaf:
+            kwargs[python_name] = value
+        elif from_input is not None:
+            context = InputContext(
+                info=info, config=plan.config, scalar_registry=plan.scalar_registry, path=(name,)
+            )
+            kwargs[python_name] = from_input(type_, value, context)
+        else:
+            kwargs[python_name] = convert_argument(
+                value, type_, plan.scalar_registry, plan.config, info, path=(name,)
+            )
+    return kwargs
+
+
+class DirectExecution(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor, calling plain synchronous resolvers directly (module
+    docstring)."""
+
+    def __init__(
+        self, *args: Any, document_memo: dict[Any, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        # What this executor may keep with the document it runs, for the next requests
+        # of the same document (graphql_schema.known_operations.Known.memo); None: only
+        # for this execution.
+        self.document_memo = document_memo
+        # Field middleware or exception handlers: strawberry's chain applies them.
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        self._direct_enabled = not (
+            (self.middleware_manager is not None and self.middleware_manager.middlewares)
+            or strawberry_schema is None
+            or strawberry_schema.exception_handlers
+        )
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        first: FieldDetails = field_details_list[0]
+        field = parent_type.fields.get(first.node.name.value) if self._direct_enabled else None
+        plan: DirectField | None = None
+        if field is not None:
+            # Most fields of a page (a key's id) are not for this path: one lookup says so.
+            plan = field.extensions.get(PLAN, _UNKNOWN)
+            if plan is _UNKNOWN:
+                plan = direct_field(self.schema, field)
+        if plan is None or field is None:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        raw_info = self.build_resolve_info(
+            field, [details.node for details in field_details_list], parent_type, path
+        )
+        info = plan.info_class(_raw_info=raw_info, _field=plan.definition)
+        call = self._direct_arguments(plan, field, first, source, info)
+        if call is None:  # a refusal or an argument error: strawberry's path reports it
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        args, kwargs = call
+        return_type = field.type
+        # From here on, what graphql-core's execute_field does with a resolver's result.
+        try:
+            result = plan.definition.get_result(source, info=info, args=args, kwargs=kwargs)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, raw_info, path, result, position_context
+                )
+            completed = self.complete_value(
+                return_type, field_details_list, raw_info, path, result, position_context
+            )
+            if self.is_awaitable(completed):
+                return self._direct_await(completed, return_type, field_details_list, path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        return completed
+
+    def _direct_arguments(
+        self,
+        plan: DirectField,
+        field: GraphQLField,
+        first: FieldDetails,
+        source: Any,
+        info: Any,
+    ) -> tuple[list[Any], dict[str, Any]] | None:
+        """The resolver's positional and keyword arguments, once every permission
+        allows; None for anything strawberry's path must decide."""
+        try:
+            values = (
+                get_argument_values(
+                    field,
+                    first.node,
+                    self.variable_values,
+                    first.fragment_variable_values,
+                    self.hide_suggestions,
+                )
+                if field.args or first.node.arguments
+                else {}
+            )
+            kwargs = convert(plan, values, info)
+            for extension in plan.definition.extensions:
+                kwargs = extension.map_arguments(kwargs)
+            for permission in plan.permissions:
+                if permission.has_permission(source, info, **kwargs) is not True:
+                    return None
+        except Exception:
+            return None
+        if plan.info_name is not None:
+            kwargs[plan.info_name] = info
+        return ([source] if plan.passes_self else []), kwargs
+
+    async def _direct_await(
+        self, completed: Any, return_type: Any, field_details_list: Any, path: Path
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as error:
+            self.handle_field_error(error, return_type, field_details_list, path)
+            return None
