@@ -210,3 +210,25 @@ async def test_writing_with_the_memory_matches_writing_without(tmp_path: Path, c
             await engine.dispose()
     assert stored[0] == stored[1]
     assert len(stored[0]) == 100
+
+
+async def test_organizations_by_slug_and_id_are_remembered_misses_never(engine, clock) -> None:  # type: ignore[no-untyped-def]
+    tenant = await make_tenant(engine, now=clock())
+    org = tenant.organization_id
+    known = known_ids(engine)
+    by_slug = event(tenant.slug, AT)
+    by_id = event(org, AT)
+    assert (await ingest(engine, [by_slug, by_id], now=clock())).accepted == 2
+    assert known.split("organizations", [tenant.slug, org]) == ({tenant.slug: org, org: org}, [])
+
+    # An organization not there yet is refused, then accepted once it exists: a miss is
+    # never remembered.
+    with pytest.raises(IngestRejected):
+        await ingest(engine, [event("later", AT)], now=clock())
+    later = await make_tenant(engine, now=clock(), slug="later")
+    assert (await ingest(engine, [event("later", AT, id="late")], now=clock())).accepted == 1
+    async with engine.connect() as conn:
+        stored = await conn.execute(
+            text("SELECT organization_id FROM usage_events WHERE event_id = 'late'")
+        )
+        assert stored.scalar_one() == later.organization_id

@@ -1,11 +1,13 @@
-"""Ids of API keys and users by (organization, external id), remembered per engine.
+"""Ids of organizations, API keys and users as events name them, remembered per engine.
 
-Events name their key and user by the producer's external ids, and every batch must turn
-them into our ids. Live traffic of many tenants names about a thousand of them a batch, and
-looking them up cost SQLite's writer 7-10 µs an event, a sixth of its work (bench/
-PROPOSALS.md, I9). An id never changes for its (organization, external id), and no key or
-user is ever deleted (keys are revoked; ``revoked_at`` is not read here), so an id, once
-committed, stays right for the life of the database and can be remembered.
+Events name their organization by id or slug, and their key and user by the producer's
+external ids, and every batch must turn them into our ids. Live traffic of many tenants
+names about a thousand keys and users a batch, and looking them up cost SQLite's writer
+7-10 µs an event, a sixth of its work (bench/PROPOSALS.md, I9). An id never changes for
+its (organization, external id), and no key or user is ever deleted (keys are revoked;
+``revoked_at`` is not read here), so an id, once committed, stays right for the life of the
+database and can be remembered; so does an organization's (never deleted, its slug never
+changed; ingestion never creates one).
 
 Only committed ids are remembered: the writer hands over the ids a write resolved after
 that write's commit (``Learned``), so an id from a rolled back registration, which the
@@ -17,35 +19,38 @@ emptied and fills again from the database.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-Pair = tuple[int, str]  # (organization id, external id)
+Pair = tuple[int, str]  # (organization id, external id) of a key or user
+# What names a row: a Pair, or an organization's id or slug.
+Name = TypeVar("Name", bound=Hashable)
 
 # Ids remembered per table and engine: ~150 bytes each, so at most ~15 MB a table.
 LIMIT = 100_000
 
 
 class KnownIds:
-    """The committed ids of one database, per table (``api_keys``, ``users``)."""
+    """The committed ids of one database, per table (``organizations``, ``api_keys``,
+    ``users``)."""
 
     def __init__(self, limit: int = LIMIT) -> None:
         self.limit = limit
-        self._tables: dict[str, dict[Pair, int]] = {}
+        self._tables: dict[str, dict[Hashable, int]] = {}
 
-    def split(self, table: str, pairs: Iterable[Pair]) -> tuple[dict[Pair, int], list[Pair]]:
-        """The ids known of ``pairs``, and the pairs (in their order) still to look up."""
+    def split(self, table: str, names: Iterable[Name]) -> tuple[dict[Name, int], list[Name]]:
+        """The ids known of ``names``, and the names (in their order) still to look up."""
         ids = self._tables.get(table, {})
-        known: dict[Pair, int] = {}
-        unknown: list[Pair] = []
-        for pair in pairs:
-            ident = ids.get(pair)
+        known: dict[Name, int] = {}
+        unknown: list[Name] = []
+        for name in names:
+            ident = ids.get(name)
             if ident is None:
-                unknown.append(pair)
+                unknown.append(name)
             else:
-                known[pair] = ident
+                known[name] = ident
         return known, unknown
 
     def remember(self, learned: Learned) -> None:
@@ -62,10 +67,10 @@ class Learned:
     committed."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[Pair, int]] = {}
+        self.tables: dict[str, dict[Hashable, int]] = {}
 
-    def add(self, table: str, found: dict[Pair, int]) -> None:
-        self.tables.setdefault(table, {}).update(found)
+    def add(self, table: str, found: Mapping[Name, int]) -> None:
+        self.tables.setdefault(table, {}).update(found.items())
 
 
 _KNOWN: weakref.WeakKeyDictionary[Any, KnownIds] = weakref.WeakKeyDictionary()

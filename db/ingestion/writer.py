@@ -49,17 +49,28 @@ class IngestRejected(Exception):
 
 
 async def _resolve_organizations(
-    conn: AsyncConnection, events: Sequence[ValidEvent]
+    conn: AsyncConnection,
+    events: Sequence[ValidEvent],
+    known: KnownIds | None = None,
+    learned: Learned | None = None,
 ) -> dict[str | int, int]:
+    """Our id of each organization the events name (by id or slug) that exists; those
+    ``known`` are not looked up, those found go to ``learned``."""
     refs = {event.organization for event in events}
-    ids = [ref for ref in refs if isinstance(ref, int)]
-    slugs = [ref for ref in refs if isinstance(ref, str)]
+    found, unknown = known.split("organizations", refs) if known else ({}, list(refs))
+    if not unknown:
+        return found
+    ids = [ref for ref in unknown if isinstance(ref, int)]
+    slugs = [ref for ref in unknown if isinstance(ref, str)]
     o = organizations.c
     rows = await conn.execute(select(o.id, o.slug).where(or_(o.id.in_(ids), o.slug.in_(slugs))))
-    found: dict[str | int, int] = {}
+    looked_up: dict[str | int, int] = {}
     for row in rows:
-        found[row.id] = row.id
-        found[row.slug] = row.id
+        looked_up[row.id] = row.id
+        looked_up[row.slug] = row.id
+    if learned is not None:
+        learned.add("organizations", looked_up)
+    found.update(looked_up)
     return found
 
 
@@ -181,7 +192,7 @@ async def ingest_events(
     """
     if not events:
         return IngestResult(0, 0)
-    orgs = await _resolve_organizations(conn, events)
+    orgs = await _resolve_organizations(conn, events, known, learned)
     errors = [
         EventError(event.index, "organization", f"unknown organization {event.organization!r}")
         for event in events
