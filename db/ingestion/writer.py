@@ -185,10 +185,10 @@ async def ingest_events(
 ) -> IngestResult:
     """Store new events and their pending rows; the caller owns the transaction.
 
-    Keys and users whose ids are ``known`` are not looked up; the ids this reads or creates
-    go to ``learned`` (see db/ingestion/known_ids.py: only the caller knows when they are
-    committed). Raises ``IngestRejected`` (before writing anything) when an event names an
-    unknown organization.
+    Organizations, keys and users whose ids are ``known`` are not looked up; the ids this
+    reads or creates go to ``learned`` (db/ingestion/known_ids.py: only the caller knows
+    when they are committed). Raises ``IngestRejected`` (before writing anything) when an
+    event names an unknown organization.
     """
     if not events:
         return IngestResult(0, 0)
@@ -280,7 +280,8 @@ def prepare(raws: Sequence[object], *, now: datetime, first_index: int = 0) -> l
 
 async def write(engine: AsyncEngine, valid: Sequence[ValidEvent], *, now: datetime) -> IngestResult:
     """Write prepared events atomically, again from the start after a deadlock; the ids of
-    keys and users it resolved are remembered for the engine once it has committed."""
+    organizations, keys and users it resolved are remembered for the engine once it has
+    committed."""
     known = known_ids(engine)
     attempts: list[Learned] = []
 
