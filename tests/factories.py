@@ -171,3 +171,21 @@ async def settle(engine: AsyncEngine, storage: str) -> None:
     """Fold every pending event into the rollups when ``storage`` is "folded"."""
     if storage == "folded":
         await fold_all(engine)
+
+
+async def answered_both_ways(
+    client: httpx.AsyncClient,
+    token: str,
+    query: str,
+    variables: dict[str, Any] | None,
+    monkeypatch: Any,
+    switch: tuple[object, str, object],
+) -> tuple[Any, Any]:
+    """The JSON answer of ``query``, then the same with a fast path switched off: ``switch``
+    is (owner, attribute, value) set for the second request only."""
+    first = (await graphql(client, token, query, variables)).json()
+    owner, attribute, value = switch
+    with monkeypatch.context() as off:
+        off.setattr(owner, attribute, value)
+        second = (await graphql(client, token, query, variables)).json()
+    return first, second

@@ -23,6 +23,7 @@ from graphql_schema.batching import BatchExecution, batch_of
 from tests.factories import (
     STORAGE,
     add_user,
+    answered_both_ways,
     event,
     graphql,
     make_ingest_token,
@@ -97,11 +98,9 @@ def batches(monkeypatch):
 
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
-    batched = (await graphql(client, token, query, variables)).json()
-    with monkeypatch.context() as off:
-        off.setattr(BatchExecution, "_batches", lambda *args: None)
-        ordinary = (await graphql(client, token, query, variables)).json()
-    return batched, ordinary
+    """The answer batched, then without batching."""
+    switch = (BatchExecution, "_batches", lambda *args: None)
+    return await answered_both_ways(client, token, query, variables, monkeypatch, switch)
 
 
 @pytest.fixture(params=STORAGE)

@@ -26,8 +26,8 @@ from graphql_schema.direct_fields import DirectExecution, convert, direct_field
 from tests.factories import (
     STORAGE,
     add_user,
+    answered_both_ways,
     event,
-    graphql,
     make_ingest_token,
     make_tenant,
     post_events,
@@ -95,11 +95,9 @@ def direct_calls(monkeypatch):
 
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
-    direct = (await graphql(client, token, query, variables)).json()
-    with monkeypatch.context() as off:
-        off.setattr(direct_fields, "direct_field", lambda *args: None)
-        ordinary = (await graphql(client, token, query, variables)).json()
-    return direct, ordinary
+    """The answer with the direct path, then without it."""
+    switch = (direct_fields, "direct_field", lambda *args: None)
+    return await answered_both_ways(client, token, query, variables, monkeypatch, switch)
 
 
 @pytest.fixture(params=STORAGE)
