@@ -250,6 +250,7 @@ def bench_dataset(
     connections: int,
     scenarios: list[str],
     before: Path | None = None,
+    rounds: int = 1,
 ) -> list[dict[str, Any]]:
     info = json.loads((OUT / f"{backend}-{size}.json").read_text())
     token, key = info["token"], info["key"]
@@ -325,19 +326,33 @@ def bench_dataset(
                 "response_bytes": len(json.dumps(answers["graphql"])),
                 "load_before": round(os.getloadavg()[0], 2),
             }
-            for label, (url, data) in targets.items():
-                method = "POST" if data is not None else "GET"
-                script = _lua(method, token, None if data is None else json.dumps(data))
-                pid = processes[label].pid
-                for mode, c in (("c1", 1), (f"c{connections}", connections)):
-                    cpu_before = cpu_seconds(pid)
-                    result = wrk(url, script, connections=c, duration=duration)
-                    # Server CPU per request: robust to other load on the machine, and
-                    # 1000 / it is the req/s ceiling of one core.
-                    result["server_cpu_ms"] = (
-                        1000 * (cpu_seconds(pid) - cpu_before) / max(result["requests"], 1)
+            scripts = {
+                label: _lua(
+                    "POST" if data is not None else "GET",
+                    token,
+                    None if data is None else json.dumps(data),
+                )
+                for label, (url, data) in targets.items()
+            }
+
+            at = {
+                label: (processes[label].pid, url, scripts[label])
+                for label, (url, _) in targets.items()
+            }
+            for label, (pid, url, script) in at.items():
+                row[f"{label}_c1"] = _measured(pid, url, script, connections=1, duration=duration)
+            # The loaded runs in rounds, every server once a round, so that a ratio is taken
+            # between runs a few seconds apart: on a noisy machine the same server's req/s
+            # moved by 2x between runs minutes apart (bench/RESULTS.md, 2026-12-01).
+            runs: dict[str, list[dict[str, Any]]] = {label: [] for label in targets}
+            for _ in range(rounds):
+                for label, (pid, url, script) in at.items():
+                    runs[label].append(
+                        _measured(pid, url, script, connections=connections, duration=duration)
                     )
-                    row[f"{label}_{mode}"] = result
+            for label, results in runs.items():
+                middle = sorted(results, key=lambda result: result["rps"])[len(results) // 2]
+                row[f"{label}_c{connections}"] = {**middle, "rounds": results}
             row["load_after"] = round(os.getloadavg()[0], 2)
             rows.append(row)
             print(_line(row, connections), flush=True)
@@ -355,6 +370,28 @@ HEADER = (
 )
 
 
+def _measured(
+    pid: int, url: str, script: str, *, connections: int, duration: int
+) -> dict[str, Any]:
+    """One wrk run, with the server's CPU per request: robust to other load on the machine,
+    and 1000 / it is the req/s ceiling of one core."""
+    cpu_before = cpu_seconds(pid)
+    result: dict[str, Any] = wrk(url, script, connections=connections, duration=duration)
+    result["server_cpu_ms"] = 1000 * (cpu_seconds(pid) - cpu_before) / max(result["requests"], 1)
+    return result
+
+
+def _ratio(mine: dict[str, Any], other: dict[str, Any]) -> str:
+    """req/s of ``mine`` over ``other``: with several rounds, the median of the rounds'
+    ratios (each taken between runs a few seconds apart) and their range."""
+    pairs = list(zip(mine.get("rounds", [mine]), other.get("rounds", [other]), strict=True))
+    ratios = sorted(one["rps"] / max(two["rps"], 1e-9) for one, two in pairs)
+    middle = ratios[len(ratios) // 2]
+    if len(ratios) == 1:
+        return f"{middle:.2f}"
+    return f"{middle:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def _line(row: dict[str, Any], connections: int) -> str:
     flag = "" if row["same_figures"] else " (figures differ!)"
     lines = []
@@ -364,9 +401,9 @@ def _line(row: dict[str, Any], connections: int) -> str:
         one, many = row[f"{label}_c1"], row[f"{label}_c{connections}"]
         ratios = " | "
         if label in ("graphql", "uncached", "before"):
-            plain = row[f"plain_c{connections}"]["rps"]
-            floor = row[f"floor_c{connections}"]["rps"]
-            ratios = f"{many['rps'] / plain:.2f} | {many['rps'] / floor:.2f}"
+            ratios = " | ".join(
+                _ratio(many, row[f"{other}_c{connections}"]) for other in ("plain", "floor")
+            )
         lines.append(
             f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {label} | "
             f"{one['p50']:.2f} | {one['p99']:.2f} | {one['rps']:.0f} | {many['rps']:.0f} | "
@@ -383,6 +420,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="loaded runs per server, in turns; the median is shown, ratios with their range",
+    )
     parser.add_argument(
         "--before", type=Path, help="a checkout whose GraphQL app runs beside, as before"
     )
@@ -406,6 +449,7 @@ def main() -> None:
                     connections=args.connections,
                     scenarios=args.scenarios.split(","),
                     before=args.before,
+                    rounds=max(1, args.rounds),
                 )
             )
     if rows:
