@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from app.main import create_app
@@ -58,6 +60,19 @@ _SQLITE_SLOW = (
 _POSTGRES_SLOW = "SELECT pg_sleep(300)"
 
 
+# A query stopped at its deadline leaves the resolvers it had not started yet unawaited:
+# their coroutine objects are dropped, which Python reports when they are collected (as a
+# RuntimeWarning, an error under this suite's ``filterwarnings = error``). That is the
+# stop working as meant, so this test collects them itself and lets exactly that pass
+# (the ':' of the messages is matched by '.': the filter's fields are split on colons).
+_ABANDONED = "coroutine '.*_async_resolver' was never awaited"
+
+
+@pytest.mark.filterwarnings(f"ignore:{_ABANDONED}:RuntimeWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <coroutine object GraphQLCoreConverter"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 async def test_a_query_past_the_time_limit_is_stopped_with_a_code(clean_database, clock):
     # No webhook dispatcher: its poll (every 0.5 s, on the app's pool) would hold a
     # connection of its own at times, and the pool count below is the request's.
@@ -97,6 +112,7 @@ async def test_a_query_past_the_time_limit_is_stopped_with_a_code(clean_database
             assert engine.pool.checkedout() == 0  # the request's connection was given back
             after = await graphql(client, tenant.token, "{ viewer { id } }")
             assert after.status_code == 200
+    gc.collect()  # the stopped query's unstarted resolvers, here rather than in another test
 
 
 async def test_an_interrupted_statement_frees_its_connection_at_once(database_url):
