@@ -48,7 +48,7 @@ def batch_of(resolver: BatchResolver) -> dict[str, Any]:
     return {BATCH: resolver}
 
 
-def _batch_resolver(field: GraphQLField) -> BatchResolver | None:
+def batch_resolver(field: GraphQLField) -> BatchResolver | None:
     definition = field.extensions.get(DEFINITION)
     if not isinstance(definition, StrawberryField):
         return None
@@ -118,7 +118,7 @@ class BatchExecution(DirectExecution):
         batches: list[tuple[list[FieldDetails], Awaitable[Sequence[Any]]]] = []
         for response_name, details in grouped_field_set.items():
             field = object_type.fields.get(details[0].node.name.value)
-            resolver = None if field is None else _batch_resolver(field)
+            resolver = None if field is None else batch_resolver(field)
             if field is None or resolver is None:
                 continue
             # The first object's path: the arguments and permissions do not depend on it.
@@ -169,7 +169,7 @@ class BatchExecution(DirectExecution):
             for extension in definition.extensions:
                 arguments = extension.map_arguments(arguments)
             for extension in definition.extensions:
-                assert isinstance(extension, PermissionExtension)  # by _batch_resolver
+                assert isinstance(extension, PermissionExtension)  # by batch_resolver
                 for permission in extension.permissions:
                     if permission.has_permission(None, info, **arguments) is not True:
                         return None
@@ -202,7 +202,7 @@ class BatchExecution(DirectExecution):
                 self._batched[key] = (item, value)
                 keys.append(key)
         try:
-            completed = super().complete_iterable_value(
+            completed = self._complete_items(
                 item_type, field_details_list, info, path, items, position_context
             )
         finally:
@@ -214,6 +214,21 @@ class BatchExecution(DirectExecution):
             completed = await completed
         return completed
 
+    def _complete_items(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Sequence[Any],
+        position_context: Any,
+    ) -> Any:
+        """The list's objects completed once their batched values are known: graphql-core's
+        completion, whose ``execute_field`` hands each object's field its value."""
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -223,14 +238,22 @@ class BatchExecution(DirectExecution):
         position_context: Any,
     ) -> Any:
         if self._batched:
-            known = self._batched.get((id(field_details_list), id(source)))
-            if known is not None and known[0] is source:
+            known = self._known(field_details_list, source)
+            if known is not None:
                 return self._complete_known(
-                    parent_type, field_details_list, path, known[1], position_context
+                    parent_type, field_details_list, path, known[0], position_context
                 )
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _known(self, field_details_list: Any, source: Any) -> tuple[Any] | None:
+        """The batched value of this field of ``source`` (in a 1-tuple: it may be None),
+        or None when the field takes the ordinary path."""
+        known = self._batched.get((id(field_details_list), id(source)))
+        if known is None or known[0] is not source:
+            return None
+        return (known[1],)
 
     def _complete_known(
         self,

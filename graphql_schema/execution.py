@@ -15,10 +15,18 @@ does. Anything else takes graphql-core's own path: a field with a resolver, an o
 list field, field middleware, and also any row where a value is null for a non-null
 field, a coercion fails or the read raises: that row is executed again the usual way
 (the reads have no side effects), so errors keep their messages, paths and locations.
+
+An object whose fields are such leaves and batched lists of rows (a page's key: its ``id``
+and its ``endpointUsage`` table, whose values ``graphql_schema.batching`` fetched once for
+the page) is completed in one step too, once the batch has answered: the leaves as a row,
+each list's value taken from the batch and its rows as above (:class:`ObjectPlan`). A
+value the batch did not give, a null for a non-null list, or anything the rows' path
+declines sends the whole page to the usual path (bench/PROPOSALS.md, R33).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import isfinite
 from typing import Any
 
@@ -29,6 +37,7 @@ from graphql import (
     GraphQLFloat,
     GraphQLInt,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLString,
@@ -40,7 +49,7 @@ from graphql.pyutils import Path
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-from graphql_schema.batching import BatchExecution
+from graphql_schema.batching import BatchExecution, batch_resolver
 from graphql_schema.validation import SuggestionFreeExecution
 
 # (response name, the field's default resolver or None for __typename, the attribute it
@@ -48,6 +57,20 @@ from graphql_schema.validation import SuggestionFreeExecution
 Step = tuple[str, Any, str, GraphQLLeafType | None, bool, type | None]
 Plan = tuple[Step, ...]
 _NO_PLAN: Plan = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPlan:
+    """An object of leaf fields and batched lists of rows (a key of a page with its table):
+    the leaves as a row, each list's value from the batch, its rows as rows."""
+
+    leaves: Plan
+    # (response name, field name) of each batched field whose value is a list of objects
+    lists: tuple[tuple[str, str], ...]
+    # the response names in selection order, when a list comes before a leaf
+    order: tuple[str, ...] | None
+
+
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 # The row plans kept with one document, at most.
 MEMO_LIMIT = 64
@@ -70,9 +93,23 @@ def _unchanged(leaf: GraphQLLeafType) -> type | None:
     return None
 
 
-def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[FieldDetails]]) -> Plan:
+def _is_object_list(type_: Any) -> bool:
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if not isinstance(type_, GraphQLList):
+        return False
+    item = type_.of_type
+    if isinstance(item, GraphQLNonNull):
+        item = item.of_type
+    return isinstance(item, GraphQLObjectType)
+
+
+def _plan(
+    parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[FieldDetails]]
+) -> Plan | ObjectPlan:
     """How to complete an object of ``parent_type`` at once, or ``_NO_PLAN``."""
     steps: list[Step] = []
+    lists: list[tuple[str, str]] = []
     fields = parent_type.fields
     for response_name, details in grouped_field_set.items():
         name = details[0].node.name.value
@@ -80,7 +117,13 @@ def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[Fiel
             steps.append((response_name, None, "", None, True, None))
             continue
         field = fields.get(name)
-        if field is None or not getattr(field.resolve, "_is_default", False):
+        if field is None:
+            return _NO_PLAN
+        if not getattr(field.resolve, "_is_default", False):
+            # A batched list of objects (a key's table): its value comes from the batch.
+            if batch_resolver(field) is not None and _is_object_list(field.type):
+                lists.append((response_name, name))
+                continue
             return _NO_PLAN
         definition = field.extensions.get(DEFINITION)
         if not isinstance(definition, StrawberryField):
@@ -101,7 +144,11 @@ def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[Fiel
                 _unchanged(leaf),
             )
         )
-    return tuple(steps)
+    if not lists:
+        return tuple(steps)
+    order = tuple(grouped_field_set)
+    in_order = tuple(step[0] for step in steps) + tuple(name for name, _ in lists) == order
+    return ObjectPlan(tuple(steps), tuple(lists), None if in_order else order)
 
 
 class RowExecution(BatchExecution):
@@ -112,7 +159,7 @@ class RowExecution(BatchExecution):
         super().__init__(*args, **kwargs)
         # By the identity of graphql-core's memoized field set (the same object for every
         # row of a list); the set is kept alive with its plan, so its id is not reused.
-        self._plans: dict[tuple[str, int], tuple[object, Plan]] = {}
+        self._plans: dict[tuple[str, int], tuple[object, Plan | ObjectPlan]] = {}
 
     def complete_iterable_value(
         self,
@@ -138,9 +185,34 @@ class RowExecution(BatchExecution):
             item_type, field_details_list, info, path, items, position_context
         )
 
+    def _complete_items(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A page of objects whose batched values are known (a page of keys with their
+        tables), each completed in one step when its plan allows (R33)."""
+        rows = self._rows(item_type, field_details_list, info, items, path)
+        if rows is not None:
+            return rows
+        return super()._complete_items(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
     def _rows(
-        self, item_type: Any, field_details_list: Any, info: Any, items: Any
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        items: Any,
+        path: Path | None = None,
     ) -> list[dict[str, Any]] | None:
+        """Each item completed in one step, or None for graphql-core's path. Objects with
+        batched lists need the list's ``path`` (their fields' paths) and the batch's values."""
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if not isinstance(object_type, GraphQLObjectType):
             return None
@@ -154,6 +226,21 @@ class RowExecution(BatchExecution):
             return None
         is_type_of = object_type.is_type_of
         rows = []
+        if isinstance(plan, ObjectPlan):
+            if path is None or not self._batched:
+                return None
+            for index, item in enumerate(items):
+                if item is None:
+                    return None
+                if is_type_of is not None and is_type_of(item, info) is not True:
+                    return None
+                row = self._object(
+                    plan, object_type, item, grouped_field_set, path.add_key(index, None)
+                )
+                if row is None:
+                    return None
+                rows.append(row)
+            return rows
         for item in items:
             if item is None:
                 return None
@@ -165,7 +252,51 @@ class RowExecution(BatchExecution):
             rows.append(row)
         return rows
 
-    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+    def _object(
+        self,
+        plan: ObjectPlan,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        grouped_field_set: Any,
+        path: Path,
+    ) -> dict[str, Any] | None:
+        """An object of leaves and batched lists of rows, or None for graphql-core's path
+        (a value not from the batch, a null for a non-null list, anything unusual)."""
+        row = self._row(plan.leaves, parent_type, source)
+        if row is None:
+            return None
+        for response_name, field_name in plan.lists:
+            details = grouped_field_set[response_name]
+            known = self._known(details, source)
+            if known is None:
+                return None
+            value = known[0]
+            field = parent_type.fields[field_name]
+            list_type = field.type
+            if isinstance(list_type, GraphQLNonNull):
+                if value is None:
+                    return None
+                list_type = list_type.of_type
+            if value is None:
+                row[response_name] = None
+                continue
+            if not isinstance(value, list | tuple):
+                return None
+            field_path = path.add_key(response_name, parent_type.name)
+            if self.get_stream_usage(details, field_path) is not None:
+                return None
+            info = self.build_resolve_info(
+                field, [d.node for d in details], parent_type, field_path
+            )
+            rows = self._rows(list_type.of_type, details, info, value, field_path)
+            if rows is None:
+                return None
+            row[response_name] = rows
+        if plan.order is not None:
+            return {name: row[name] for name in plan.order}
+        return row
+
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | ObjectPlan:
         if self.middleware_manager is not None and self.middleware_manager.middlewares:
             return _NO_PLAN
         key = (parent_type.name, id(grouped_field_set))
@@ -175,7 +306,9 @@ class RowExecution(BatchExecution):
             self._plans[key] = known
         return known[1]
 
-    def _document_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+    def _document_plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: Any
+    ) -> Plan | ObjectPlan:
         """The plan, kept with the document when the executor has its memo: a plan depends
         only on the type and the fields' nodes (names, aliases), and the memo lives as
         long as the document holding those nodes, so their ids stay theirs (R32)."""
@@ -187,7 +320,7 @@ class RowExecution(BatchExecution):
             parent_type.name,
             tuple(id(details[0].node) for details in grouped_field_set.values()),
         )
-        plan: Plan | None = memo.get(shape)
+        plan: Plan | ObjectPlan | None = memo.get(shape)
         if plan is None:
             plan = _plan(parent_type, grouped_field_set)
             # A document's selections have few shapes; @include/@skip on variables can
@@ -206,7 +339,14 @@ class RowExecution(BatchExecution):
     ) -> Any:
         plan = self._plan_of(parent_type, grouped_field_set)
         if plan:
-            row = self._row(plan, parent_type, source_value)
+            if isinstance(plan, ObjectPlan):
+                row = (
+                    self._object(plan, parent_type, source_value, grouped_field_set, path)
+                    if path is not None and self._batched
+                    else None
+                )
+            else:
+                row = self._row(plan, parent_type, source_value)
             if row is not None:
                 return row
         return super().execute_fields(

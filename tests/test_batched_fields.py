@@ -20,6 +20,7 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from graphql_schema.batching import BatchExecution, batch_of
+from graphql_schema.execution import RowExecution
 from tests.factories import (
     STORAGE,
     add_user,
@@ -87,13 +88,14 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
 def batches(monkeypatch):
     """How many values the batched path handed out (0: it was not taken)."""
     handed = [0]
-    complete_known = BatchExecution._complete_known
+    known = BatchExecution._known
 
     def counting(self, *args):  # type: ignore[no-untyped-def]
-        handed[0] += 1
-        return complete_known(self, *args)
+        value = known(self, *args)
+        handed[0] += value is not None
+        return value
 
-    monkeypatch.setattr(BatchExecution, "_complete_known", counting)
+    monkeypatch.setattr(BatchExecution, "_known", counting)
     return handed
 
 
@@ -147,12 +149,22 @@ async def test_a_page_of_keys_answers_as_the_ordinary_path(
         assert batches[0] > 0 or not variables.get("with", True)
 
 
-async def test_the_page_is_read_through_one_batch(keys, batches):
+async def test_the_page_is_read_through_one_batch(keys, batches, monkeypatch):
     client, _, tenant = keys
+    one_step = [0]
+    complete = RowExecution._object
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        row = complete(self, *args)
+        one_step[0] += row is not None
+        return row
+
+    monkeypatch.setattr(RowExecution, "_object", counting)
     body = (await graphql(client, tenant.token, PAGE)).json()
     nodes = body["data"]["organization"]["apiKeys"]["nodes"]
     assert len(nodes) == 6  # key-0 made no call: it does not exist
     assert batches[0] == 6
+    assert one_step[0] == 6  # each key and its table completed in one step (R33)
     assert {node["id"]: node["endpointUsage"] for node in nodes}["key-old"] == []
 
 
@@ -208,8 +220,41 @@ async def _failing(items: Sequence[Item], context: Any, times: int = 1) -> list[
 
 
 @strawberry.type
+class Part:
+    n: int
+    label: str
+
+    @strawberry.field
+    def shout(self) -> str:  # a resolver: rows holding it take the ordinary path
+        return self.label.upper()
+
+
+def _parts(item: Item, times: int) -> list[Part] | None:
+    if times < 0:
+        raise ValueError(f"times {times} for {item.n}")
+    if times == 0:
+        return None
+    return [Part(n=item.n * times + k, label=f"p{item.n}.{k}") for k in range(item.n % 3)]
+
+
+async def _parts_of(items: Sequence[Item], context: Any, times: int = 1) -> list[Any]:
+    CALLS.append("batch")
+    return [_parts(item, times) for item in items]
+
+
+@strawberry.type
 class Item:
     n: int
+
+    @strawberry.field(permission_classes=[Allowed], metadata=batch_of(_parts_of))
+    async def parts(self, times: int = 1) -> list[Part] | None:
+        CALLS.append("one")
+        return _parts(self, times)
+
+    @strawberry.field(permission_classes=[Allowed], metadata=batch_of(_parts_of))
+    async def strict_parts(self, times: int = 1) -> list[Part]:
+        CALLS.append("one")
+        return _parts(self, times)  # type: ignore[return-value]  # None: an error
 
     @strawberry.field(permission_classes=[Allowed], metadata=batch_of(_values))
     async def values(self, times: int = 1) -> list[int] | None:
@@ -246,21 +291,61 @@ SMALL = [
     ("{ items { failing } }", 0),
     ("{ strict { n values } }", 0),
     ("{ items { values } }", 1),  # refused: a null and an error per item
+    # Batched lists of objects, completed with their rows in one step (R33) or not:
+    ("{ items { n parts { n label } } }", 0),
+    ("{ items { parts { label __typename } n } }", 0),
+    ("{ items { a: parts { n } n b: parts(times: 2) { label n } } }", 0),
+    ("query($w: Boolean!) { items { n parts @include(if: $w) { n } } }", 0),
+    ("query($w: Boolean!) { items { n parts { n label @skip(if: $w) } } }", 0),
+    ("{ items { n parts(times: 0) { n } } }", 0),  # a null list
+    ("{ items { n strictParts(times: 0) { n } } }", 0),  # a null for a non-null list
+    ("{ items { n strictParts { n } } }", 0),
+    ("{ items { n parts { n shout } } }", 0),  # rows with a resolver
+    ("{ items { n parts(times: -1) { n } } }", 0),  # the batch fails
+    ("{ strict { n parts { n } } }", 0),  # a null among the objects
+    ("{ items { n parts { n } } }", 1),  # refused
 ]
+# The documents whose objects are each completed in one step, tables and all.
+ONE_STEP = {
+    "{ items { n parts { n label } } }",
+    "{ items { parts { label __typename } n } }",
+    "{ items { a: parts { n } n b: parts(times: 2) { label n } } }",
+    "query($w: Boolean!) { items { n parts @include(if: $w) { n } } }",
+    "query($w: Boolean!) { items { n parts { n label @skip(if: $w) } } }",
+    "{ items { n parts(times: 0) { n } } }",
+    "{ items { n strictParts { n } } }",
+}
 
 
+class CountingObjects(RowExecution):
+    """Counts the objects completed in one step with their batched lists."""
+
+    completed = 0
+
+    def _object(self, *args: Any) -> Any:
+        row = super()._object(*args)
+        CountingObjects.completed += row is not None
+        return row
+
+
+@pytest.mark.parametrize("execution", [BatchExecution, CountingObjects])
 @pytest.mark.parametrize(("document", "refused"), SMALL)
-async def test_a_small_schema_answers_as_the_ordinary_path(document, refused):
+async def test_a_small_schema_answers_as_the_ordinary_path(document, refused, execution):
     ordinary = strawberry.Schema(query=SmallQuery)
-    batched = strawberry.Schema(query=SmallQuery, execution_context_class=BatchExecution)
+    batched = strawberry.Schema(query=SmallQuery, execution_context_class=execution)
     context = {"allowed": not refused}
-    variables = {"t": 3}
+    variables = {"t": 3, "w": True}
     CALLS.clear()
     expected = await ordinary.execute(document, variable_values=variables, context_value=context)
     CALLS.clear()
+    CountingObjects.completed = 0
     got = await batched.execute(document, variable_values=variables, context_value=context)
     assert got.data == expected.data
+    # The same values of the same types, and keys in the same order (the JSON answer's).
+    assert repr(got.data) == repr(expected.data)
     assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    if execution is CountingObjects:
+        assert CountingObjects.completed == (5 if document in ONE_STEP else 0)
     if document == "{ items { n values } }":
         assert CALLS == ["batch"]  # one call for the list, none per item
     if "odd" in document or "failing" in document:
