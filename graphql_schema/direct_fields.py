@@ -27,10 +27,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
-from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, get_argument_values
+from graphql import (
+    ArgumentNode,
+    FieldNode,
+    GraphQLArgument,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    ListValueNode,
+    ObjectValueNode,
+    ValueNode,
+    VariableNode,
+    get_argument_values,
+)
 from graphql.execution.collect_fields import FieldDetails
+from graphql.execution.values import coerce_argument
 from graphql.pyutils import Path
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.relay.types import GlobalID
@@ -124,6 +141,67 @@ def _direct_field(field: GraphQLField, strawberry_schema: Any) -> DirectField | 
         config=config,
         scalar_registry=registry,
     )
+
+
+# What one document's memo holds at most (row plans, argument values): a document's
+# selections have few shapes; @include/@skip on variables can make more of them, which are
+# then worked out per request as before.
+MEMO_LIMIT = 64
+_ARGUMENTS = "arguments"
+_IMMUTABLE = (str, int, float, bool, Enum, date, dt_time, timedelta, Decimal)
+
+
+def _has_variable(node: ValueNode) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, ObjectValueNode):
+        return any(_has_variable(field.value) for field in node.fields)
+    if isinstance(node, ListValueNode):
+        return any(_has_variable(value) for value in node.values)
+    return False
+
+
+def _copy(value: Any) -> Any:
+    """A fresh copy of coerced argument values (dicts and lists of immutable leaves), or
+    ``_UNKNOWN`` for anything else (a value that could be changed in place, shared)."""
+    if value is None or isinstance(value, _IMMUTABLE):
+        return value
+    if type(value) is dict:
+        copied = {}
+        for key, item in value.items():
+            copied[key] = item = _copy(item)
+            if item is _UNKNOWN:
+                return _UNKNOWN
+        return copied
+    if type(value) is list:
+        items = [_copy(item) for item in value]
+        return _UNKNOWN if any(item is _UNKNOWN for item in items) else items
+    return _UNKNOWN
+
+
+def _argument_plan(
+    field: GraphQLField, node: FieldNode, hide_suggestions: bool
+) -> tuple[dict[str, Any], list[tuple[str, GraphQLArgument, ArgumentNode]]] | None:
+    """The values of the node's arguments that name no variable, coerced, and the
+    arguments that do; None when those values cannot be shared (not plain data), or do not
+    coerce (graphql-core's error then comes from its own call, on every request)."""
+    nodes = {argument.name.value: argument for argument in node.arguments or ()}
+    constant: dict[str, Any] = {}
+    per_request = []
+    try:
+        for name, definition in field.args.items():
+            argument = nodes.get(name)
+            if argument is not None and _has_variable(argument.value):
+                per_request.append((name, definition, argument))
+            else:
+                coerce_argument(
+                    constant, node, name, definition, argument, None, None, hide_suggestions
+                )
+    except Exception:
+        return None
+    if _copy(constant) is _UNKNOWN:
+        return None
+    return constant, per_request
 
 
 # Where a field keeps its plan: in its own extensions, beside strawberry's definition, so
@@ -245,17 +323,7 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
         """The resolver's positional and keyword arguments, once every permission
         allows; None for anything strawberry's path must decide."""
         try:
-            values = (
-                get_argument_values(
-                    field,
-                    first.node,
-                    self.variable_values,
-                    first.fragment_variable_values,
-                    self.hide_suggestions,
-                )
-                if field.args or first.node.arguments
-                else {}
-            )
+            values = self._argument_values(field, first)
             kwargs = convert(plan, values, info)
             for extension in plan.definition.extensions:
                 kwargs = extension.map_arguments(kwargs)
@@ -267,6 +335,52 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
         if plan.info_name is not None:
             kwargs[plan.info_name] = info
         return ([source] if plan.passes_self else []), kwargs
+
+    def _argument_values(self, field: GraphQLField, first: FieldDetails) -> dict[str, Any]:
+        """graphql-core's coerced argument values of the field's node. An argument written
+        as a literal (``timeRange: {preset: LAST_30_DAYS}``), or left to its default,
+        coerces to the same value on every request of the document: it is coerced once,
+        kept with the document and handed out as a copy (R34); an argument naming a
+        variable is coerced per request, as graphql-core does."""
+        node = first.node
+        if not field.args:
+            return {}
+        memo = self.document_memo
+        if memo is None or first.fragment_variable_values is not None:
+            return get_argument_values(
+                field,
+                node,
+                self.variable_values,
+                first.fragment_variable_values,
+                self.hide_suggestions,
+            )
+        key = (_ARGUMENTS, id(node))
+        known = memo.get(key)
+        # Kept with the node's field: the same node could select fields of several types
+        # (a fragment on an interface), each with its own arguments and defaults.
+        if known is None and len(memo) < MEMO_LIMIT:
+            known = (field, _argument_plan(field, node, self.hide_suggestions))
+            memo[key] = known
+        values: Any = _UNKNOWN
+        if known is not None and known[0] is field and known[1] is not None:
+            constant, per_request = known[1]
+            values = _copy(constant)
+        if values is _UNKNOWN:
+            return get_argument_values(
+                field, node, self.variable_values, None, self.hide_suggestions
+            )
+        for name, definition, argument in per_request:
+            coerce_argument(
+                values,
+                node,
+                name,
+                definition,
+                argument,
+                self.variable_values,
+                None,
+                self.hide_suggestions,
+            )
+        return values  # type: ignore[no-any-return]
 
     async def _direct_await(
         self, completed: Any, return_type: Any, field_details_list: Any, path: Path

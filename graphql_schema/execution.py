@@ -50,6 +50,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from graphql_schema.batching import BatchExecution, batch_resolver
+from graphql_schema.direct_fields import MEMO_LIMIT
 from graphql_schema.validation import SuggestionFreeExecution
 
 # (response name, the field's default resolver or None for __typename, the attribute it
@@ -72,8 +73,6 @@ class ObjectPlan:
 
 
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
-# The row plans kept with one document, at most.
-MEMO_LIMIT = 64
 _ROWS = "rows"
 
 

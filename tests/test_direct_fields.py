@@ -22,12 +22,14 @@ from strawberry.types import Info
 from strawberry.types.arguments import convert_arguments
 
 import graphql_schema.direct_fields as direct_fields
+from domain.presets import Preset
 from graphql_schema.direct_fields import DirectExecution, convert, direct_field
 from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
     event,
+    graphql,
     make_ingest_token,
     make_tenant,
     post_events,
@@ -132,6 +134,49 @@ async def test_fields_called_directly_answer_as_strawberry_does(
     assert direct == ordinary
     assert bool(direct.get("errors")) is failing, direct
     assert direct_calls[0] > 0
+
+
+# One document asked again and again: its literal arguments are coerced once and kept
+# with it (R34), its variables coerced per request.
+AGAIN: list[tuple[str, dict[str, Any]]] = [
+    (KEYED, {"key": "key-1"}),
+    (KEYED, {"key": "key-2"}),
+    (KEYED, {}),
+    (KEYED, {"key": "no-such-key"}),
+    (KEYED, {"key": "key-1"}),
+    (MIXED, {}),
+    (MIXED, {}),
+    (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "limit": 2, "key": "key-2"}),
+    (VARIABLES, {"range": {"preset": "THIS_MONTH"}, "outcomes": ["SUCCESS"]}),
+    (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "limit": 0}),
+    (VARIABLES, {"range": {"preset": "LAST_7_DAYS"}}),
+]
+
+
+async def test_a_document_asked_again_answers_as_strawberry_does(tenant, monkeypatch):
+    client, owner = tenant
+    kept = [(await graphql(client, owner.token, q, v)).json() for q, v in AGAIN]
+    with monkeypatch.context() as off:
+        off.setattr(direct_fields, "direct_field", lambda *args: None)
+        ordinary = [(await graphql(client, owner.token, q, v)).json() for q, v in AGAIN]
+    assert kept == ordinary
+    # The cases differ: a kept value standing in for a variable would make them equal.
+    assert kept[0] != kept[1] != kept[2]
+    assert "errors" in kept[3]
+    assert "errors" not in kept[4]
+    assert len({str(answer) for answer in kept[7:]}) == 4
+
+
+def test_kept_argument_values_are_handed_out_as_copies():
+    value = {"range": {"preset": Preset.LAST_30_DAYS, "days": [1, 2]}, "limit": None, "n": 2.5}
+    copied = direct_fields._copy(value)
+    assert copied == value
+    assert copied is not value
+    assert copied["range"] is not value["range"]
+    assert copied["range"]["days"] is not value["range"]["days"]
+    # Anything that could be changed in place is not shared at all.
+    assert direct_fields._copy({"range": {"tags": {"a"}}}) is direct_fields._UNKNOWN
+    assert direct_fields._copy([object()]) is direct_fields._UNKNOWN
 
 
 @pytest.mark.parametrize(("plan", "role"), [("PRO", "MEMBER"), ("FREE", "ADMIN")])

@@ -240,3 +240,24 @@ async def test_a_document_keeps_only_plans_of_its_rows(schema):
         assert shape[0] == "rows"
         assert isinstance(plan, tuple)
         assert all(isinstance(step[0], str) for step in plan)  # names and resolvers only
+
+
+async def test_a_document_keeps_only_literal_arguments(schema):
+    query = (
+        "query($k: ID) { organization { endpointUsage(timeRange: {preset: LAST_7_DAYS}, "
+        "keyId: $k) { endpoint } } }"
+    )
+    for key in ("a", "b"):
+        await _outcome(schema, (query, {"k": key}, None, ADMIN, Q, True))
+    known = schema.known_operations.recent.get((query, None))
+    assert known is not None
+    kept = {shape: value for shape, value in known.memo.items() if shape[0] == "arguments"}
+    assert kept  # the organization's and the table's arguments
+    for _, (_, plan) in kept.items():
+        if plan is None:
+            continue
+        constant, per_request = plan
+        # The literal and the defaults, never a variable's value.
+        assert "a" not in constant.values()
+        assert "b" not in constant.values()
+        assert all(name == "keyId" for name, *_ in per_request)
