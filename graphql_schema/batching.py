@@ -27,15 +27,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, get_argument_values
+from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from graphql_schema.direct_fields import DirectExecution
+from graphql_schema.direct_fields import DirectExecution, conversion_of, convert
 
 BATCH = "creditlens.batch"
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
@@ -50,7 +49,9 @@ def batch_of(resolver: BatchResolver) -> dict[str, Any]:
 
 def batch_resolver(field: GraphQLField) -> BatchResolver | None:
     definition = field.extensions.get(DEFINITION)
-    if not isinstance(definition, StrawberryField):
+    # Exactly strawberry's field, whose arguments convert as graphql_schema.direct_fields
+    # converts them.
+    if type(definition) is not StrawberryField:
         return None
     resolver: BatchResolver | None = definition.metadata.get(BATCH)
     if resolver is None:
@@ -144,28 +145,18 @@ class BatchExecution(DirectExecution):
         """The field's arguments as its resolver receives them, when every permission
         allows; None for any error or refusal (the ordinary path then reports it)."""
         definition: StrawberryField = field.extensions[DEFINITION]
-        node = details[0].node
+        conversion = conversion_of(self.schema, field)
+        if conversion is None:
+            return None
         try:
-            coerced = get_argument_values(
-                field,
-                node,
-                self.variable_values,
-                details[0].fragment_variable_values,
-                self.hide_suggestions,
-            )
+            coerced = self._argument_values(field, details[0])
             info = strawberry_schema.config.info_class(
                 _raw_info=self.build_resolve_info(
                     field, [d.node for d in details], parent_type, path
                 ),
                 _field=definition,
             )
-            arguments = convert_arguments(
-                coerced,
-                definition.arguments,
-                scalar_registry=strawberry_schema.schema_converter.scalar_registry,
-                config=strawberry_schema.config,
-                info=info,
-            )
+            arguments = convert(conversion, coerced, info)
             for extension in definition.extensions:
                 arguments = extension.map_arguments(arguments)
             for extension in definition.extensions:

@@ -69,17 +69,24 @@ Argument = tuple[str, str, Any, bool, bool, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Conversion:
+    """How strawberry converts one field's coerced arguments for its resolver."""
+
+    arguments: tuple[Argument, ...]
+    config: Any
+    scalar_registry: Mapping[object, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class DirectField:
     """How to call one field's resolver as strawberry's chain would."""
 
     definition: StrawberryField
-    arguments: tuple[Argument, ...]
+    conversion: Conversion
     permissions: tuple[BasePermission, ...]
     passes_self: bool
     info_name: str | None
     info_class: type
-    config: Any
-    scalar_registry: Mapping[object, Any]
 
 
 def _is_leaf(type_: Any, scalar_registry: Mapping[object, Any]) -> bool:
@@ -128,16 +135,22 @@ def _direct_field(field: GraphQLField, strawberry_schema: Any) -> DirectField | 
         if not all(getattr(p, "source_free", False) is True for p in extension.permissions):
             return None
         permissions.extend(extension.permissions)
-    config = strawberry_schema.config
-    registry = strawberry_schema.schema_converter.scalar_registry
     info = resolver.info_parameter
     return DirectField(
         definition=definition,
-        arguments=tuple(_argument(a, config, registry) for a in definition.arguments),
+        conversion=_conversion(definition, strawberry_schema),
         permissions=tuple(permissions),
         passes_self=resolver.self_parameter is not None,
         info_name=None if info is None else info.name,
-        info_class=config.info_class,
+        info_class=strawberry_schema.config.info_class,
+    )
+
+
+def _conversion(definition: StrawberryField, strawberry_schema: Any) -> Conversion:
+    config = strawberry_schema.config
+    registry = strawberry_schema.schema_converter.scalar_registry
+    return Conversion(
+        arguments=tuple(_argument(a, config, registry) for a in definition.arguments),
         config=config,
         scalar_registry=registry,
     )
@@ -221,7 +234,27 @@ def direct_field(schema: GraphQLSchema, field: GraphQLField) -> DirectField | No
     return plan if isinstance(plan, DirectField) else None
 
 
-def convert(plan: DirectField, values: dict[str, Any], info: Any) -> dict[str, Any]:
+CONVERSION = "creditlens.conversion"
+
+
+def conversion_of(schema: GraphQLSchema, field: GraphQLField) -> Conversion | None:
+    """How to convert the arguments of ``field`` (exactly strawberry's field), or None;
+    kept in the field's extensions as the direct plan is."""
+    extensions = field.extensions
+    conversion = extensions.get(CONVERSION, _UNKNOWN)
+    if conversion is _UNKNOWN:
+        definition = extensions.get(DEFINITION)
+        strawberry_schema = getattr(schema, "_strawberry_schema", None)
+        conversion = (
+            _conversion(definition, strawberry_schema)
+            if type(definition) is StrawberryField and strawberry_schema is not None
+            else None
+        )
+        extensions[CONVERSION] = conversion
+    return conversion if isinstance(conversion, Conversion) else None
+
+
+def convert(plan: Conversion, values: dict[str, Any], info: Any) -> dict[str, Any]:
     """``strawberry.types.arguments.convert_arguments`` with the names and the types'
     wrappers worked out once: nulls and leaves as they are, anything else through
     strawberry's own ``convert_argument``."""
@@ -324,7 +357,7 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
         allows; None for anything strawberry's path must decide."""
         try:
             values = self._argument_values(field, first)
-            kwargs = convert(plan, values, info)
+            kwargs = convert(plan.conversion, values, info)
             for extension in plan.definition.extensions:
                 kwargs = extension.map_arguments(kwargs)
             for permission in plan.permissions:
