@@ -189,3 +189,18 @@ async def answered_both_ways(
         off.setattr(owner, attribute, value)
         second = (await graphql(client, token, query, variables)).json()
     return first, second
+
+
+def count_answers(monkeypatch: Any, owner: type, name: str) -> list[int]:
+    """Counts the calls of the method ``owner.name`` that answered something (not None):
+    how often a fast path was taken. The count is the list's one item."""
+    answered = [0]
+    method = getattr(owner, name)
+
+    def counting(self: Any, *args: Any) -> Any:
+        answer = method(self, *args)
+        answered[0] += answer is not None
+        return answer
+
+    monkeypatch.setattr(owner, name, counting)
+    return answered

@@ -25,6 +25,7 @@ from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
+    count_answers,
     event,
     graphql,
     make_ingest_token,
@@ -87,16 +88,7 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
 @pytest.fixture
 def batches(monkeypatch):
     """How many values the batched path handed out (0: it was not taken)."""
-    handed = [0]
-    known = BatchExecution._known
-
-    def counting(self, *args):  # type: ignore[no-untyped-def]
-        value = known(self, *args)
-        handed[0] += value is not None
-        return value
-
-    monkeypatch.setattr(BatchExecution, "_known", counting)
-    return handed
+    return count_answers(monkeypatch, BatchExecution, "_known")
 
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
@@ -151,15 +143,7 @@ async def test_a_page_of_keys_answers_as_the_ordinary_path(
 
 async def test_the_page_is_read_through_one_batch(keys, batches, monkeypatch):
     client, _, tenant = keys
-    one_step = [0]
-    complete = RowExecution._object
-
-    def counting(self, *args):  # type: ignore[no-untyped-def]
-        row = complete(self, *args)
-        one_step[0] += row is not None
-        return row
-
-    monkeypatch.setattr(RowExecution, "_object", counting)
+    one_step = count_answers(monkeypatch, RowExecution, "_object")
     body = (await graphql(client, tenant.token, PAGE)).json()
     nodes = body["data"]["organization"]["apiKeys"]["nodes"]
     assert len(nodes) == 6  # key-0 made no call: it does not exist

@@ -28,6 +28,7 @@ from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
+    count_answers,
     event,
     graphql,
     make_ingest_token,
@@ -84,16 +85,7 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
 @pytest.fixture
 def direct_calls(monkeypatch):
     """How many fields were called directly (0: the direct path was not taken)."""
-    called = [0]
-    arguments = DirectExecution._direct_arguments
-
-    def counting(self, *args):  # type: ignore[no-untyped-def]
-        found = arguments(self, *args)
-        called[0] += found is not None
-        return found
-
-    monkeypatch.setattr(DirectExecution, "_direct_arguments", counting)
-    return called
+    return count_answers(monkeypatch, DirectExecution, "_direct_arguments")
 
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
