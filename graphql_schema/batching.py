@@ -270,12 +270,3 @@ class BatchExecution(DirectExecution):
         if self.is_awaitable(completed):
             return self._await_completed(completed, return_type, field_details_list, path)
         return completed
-
-    async def _await_completed(
-        self, completed: Any, return_type: Any, field_details_list: Any, path: Path
-    ) -> Any:
-        try:
-            return await completed
-        except Exception as error:
-            self.handle_field_error(error, return_type, field_details_list, path)
-            return None

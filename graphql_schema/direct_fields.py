@@ -118,10 +118,11 @@ def _argument(argument: Any, config: Any, scalar_registry: Mapping[object, Any])
     return (name, argument.python_name, inner, True, leaf, from_input)
 
 
-def _direct_field(field: GraphQLField, strawberry_schema: Any) -> DirectField | None:
-    definition = field.extensions.get(DEFINITION) if field.extensions else None
-    # Exactly strawberry's field: a subclass may resolve its own way (relay connections).
-    if type(definition) is not StrawberryField or field.resolve is None:
+def _direct_field(field: GraphQLField, conversion: Conversion) -> DirectField | None:
+    """The plan of a field of exactly strawberry's kind (``conversion_of``: a subclass may
+    resolve its own way, relay connections), or None."""
+    definition: StrawberryField = field.extensions[DEFINITION]
+    if field.resolve is None:
         return None
     resolver = definition.base_resolver
     if resolver is None or definition.is_async or definition.is_subscription:
@@ -138,11 +139,11 @@ def _direct_field(field: GraphQLField, strawberry_schema: Any) -> DirectField | 
     info = resolver.info_parameter
     return DirectField(
         definition=definition,
-        conversion=_conversion(definition, strawberry_schema),
+        conversion=conversion,
         permissions=tuple(permissions),
         passes_self=resolver.self_parameter is not None,
         info_name=None if info is None else info.name,
-        info_class=strawberry_schema.config.info_class,
+        info_class=conversion.config.info_class,
     )
 
 
@@ -228,8 +229,8 @@ def direct_field(schema: GraphQLSchema, field: GraphQLField) -> DirectField | No
     extensions = field.extensions
     plan = extensions.get(PLAN, _UNKNOWN)
     if plan is _UNKNOWN:
-        strawberry_schema = getattr(schema, "_strawberry_schema", None)
-        plan = None if strawberry_schema is None else _direct_field(field, strawberry_schema)
+        conversion = conversion_of(schema, field)
+        plan = None if conversion is None else _direct_field(field, conversion)
         extensions[PLAN] = plan
     return plan if isinstance(plan, DirectField) else None
 
@@ -339,7 +340,7 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
                 return_type, field_details_list, raw_info, path, result, position_context
             )
             if self.is_awaitable(completed):
-                return self._direct_await(completed, return_type, field_details_list, path)
+                return self._await_completed(completed, return_type, field_details_list, path)
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
@@ -415,9 +416,11 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
             )
         return values  # type: ignore[no-any-return]
 
-    async def _direct_await(
+    async def _await_completed(
         self, completed: Any, return_type: Any, field_details_list: Any, path: Path
     ) -> Any:
+        """A completion still under way, its error reported at the field's path as
+        graphql-core's ``execute_field`` does (also for the batched fields' values)."""
         try:
             return await completed
         except Exception as error:
