@@ -298,6 +298,12 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
             or strawberry_schema.exception_handlers
         )
 
+    @property
+    def plannable(self) -> bool:
+        """Whether a document's plan may run on this executor (``graphql_schema.
+        query_plans``): the same conditions as for calling resolvers directly."""
+        return self._direct_enabled
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,

@@ -103,6 +103,38 @@ def _is_object_list(type_: Any) -> bool:
     return isinstance(item, GraphQLObjectType)
 
 
+TYPENAME = "__typename"
+
+
+def typename_step(response_name: str) -> Step:
+    """The step of ``__typename``: the parent type's name."""
+    return (response_name, None, "", None, True, None)
+
+
+def leaf_step(response_name: str, field: Any) -> Step | None:
+    """The step of a leaf field that strawberry resolves as a plain attribute read (its
+    resolver marked ``_is_default``), or None."""
+    if not getattr(field.resolve, "_is_default", False):
+        return None
+    definition = field.extensions.get(DEFINITION)
+    if not isinstance(definition, StrawberryField):
+        return None
+    return_type = field.type
+    non_null = isinstance(return_type, GraphQLNonNull)
+    leaf = return_type.of_type if non_null else return_type
+    if not is_leaf_type(leaf):
+        return None
+    # What strawberry's resolver for such a field does: default_resolver(source, name).
+    return (
+        response_name,
+        definition.default_resolver,
+        definition.python_name,
+        leaf,
+        non_null,
+        _unchanged(leaf),
+    )
+
+
 def _plan(
     parent_type: GraphQLObjectType, grouped_field_set: dict[str, list[FieldDetails]]
 ) -> Plan | ObjectPlan:
@@ -112,8 +144,8 @@ def _plan(
     fields = parent_type.fields
     for response_name, details in grouped_field_set.items():
         name = details[0].node.name.value
-        if name == "__typename":
-            steps.append((response_name, None, "", None, True, None))
+        if name == TYPENAME:
+            steps.append(typename_step(response_name))
             continue
         field = fields.get(name)
         if field is None:
@@ -124,30 +156,53 @@ def _plan(
                 lists.append((response_name, name))
                 continue
             return _NO_PLAN
-        definition = field.extensions.get(DEFINITION)
-        if not isinstance(definition, StrawberryField):
+        step = leaf_step(response_name, field)
+        if step is None:
             return _NO_PLAN
-        return_type = field.type
-        non_null = isinstance(return_type, GraphQLNonNull)
-        leaf = return_type.of_type if non_null else return_type
-        if not is_leaf_type(leaf):
-            return _NO_PLAN
-        # What strawberry's resolver for such a field does: default_resolver(source, name).
-        steps.append(
-            (
-                response_name,
-                definition.default_resolver,
-                definition.python_name,
-                leaf,
-                non_null,
-                _unchanged(leaf),
-            )
-        )
+        steps.append(step)
     if not lists:
         return tuple(steps)
     order = tuple(grouped_field_set)
     in_order = tuple(step[0] for step in steps) + tuple(name for name, _ in lists) == order
     return ObjectPlan(tuple(steps), tuple(lists), None if in_order else order)
+
+
+def complete_row(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> dict[str, Any] | None:
+    """The object of leaf fields completed at once, or None when graphql-core must do it
+    (and any error)."""
+    row: dict[str, Any] = {}
+    try:
+        for response_name, resolve, attribute, leaf, non_null, unchanged in plan:
+            if leaf is None:
+                row[response_name] = parent_type.name
+                continue
+            value = resolve(source, attribute)
+            if value is None:
+                if non_null:
+                    return None
+                row[response_name] = None
+                continue
+            # What the scalar's coercion would return, without calling it (a report's
+            # rows are strings, ints and floats: R21 in bench/PROPOSALS.md).
+            kind = type(value)
+            if kind is unchanged and (
+                kind is str
+                or kind is bool
+                or (kind is float and isfinite(value))
+                or (
+                    kind is int
+                    and (leaf is not GraphQLInt or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT)
+                )
+            ):
+                row[response_name] = value
+                continue
+            coerced = leaf.coerce_output_value(value)
+            if coerced is Undefined or coerced is None:
+                return None
+            row[response_name] = coerced
+    except Exception:  # the usual path reports it, with its path and location
+        return None
+    return row
 
 
 class RowExecution(BatchExecution):
@@ -352,42 +407,7 @@ class RowExecution(BatchExecution):
             parent_type, source_value, path, grouped_field_set, position_context
         )
 
-    @staticmethod
-    def _row(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> dict[str, Any] | None:
-        """The completed object, or None when graphql-core must do it (and any error)."""
-        row: dict[str, Any] = {}
-        try:
-            for response_name, resolve, attribute, leaf, non_null, unchanged in plan:
-                if leaf is None:
-                    row[response_name] = parent_type.name
-                    continue
-                value = resolve(source, attribute)
-                if value is None:
-                    if non_null:
-                        return None
-                    row[response_name] = None
-                    continue
-                # What the scalar's coercion would return, without calling it (a report's
-                # rows are strings, ints and floats: R21 in bench/PROPOSALS.md).
-                kind = type(value)
-                if kind is unchanged and (
-                    kind is str
-                    or kind is bool
-                    or (kind is float and isfinite(value))
-                    or (
-                        kind is int
-                        and (leaf is not GraphQLInt or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT)
-                    )
-                ):
-                    row[response_name] = value
-                    continue
-                coerced = leaf.coerce_output_value(value)
-                if coerced is Undefined or coerced is None:
-                    return None
-                row[response_name] = coerced
-        except Exception:  # the usual path reports it, with its path and location
-            return None
-        return row
+    _row = staticmethod(complete_row)
 
 
 class SuggestionFreeRowExecution(RowExecution, SuggestionFreeExecution):

@@ -23,9 +23,9 @@ answers exactly as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from graphql import (
     ASTValidationRule,
@@ -46,6 +46,7 @@ from graphql_schema.direct_fields import DirectExecution
 from graphql_schema.error_codes import HTTP_LEVEL, coded, masked, request_id_of
 from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.limits.recent import Recent
+from graphql_schema.query_plans import PlannedRun, plan_query
 from graphql_schema.validation import Validator
 
 if TYPE_CHECKING:
@@ -180,6 +181,17 @@ class KnownOperations:
         request_id = request_id_of(context_value)
         executor = schema.execution_context_class
         memo = {"document_memo": known.memo} if issubclass(executor, DirectExecution) else {}
+        if memo:
+            planned = await self._planned(
+                schema,
+                known,
+                root_value=root_value,
+                variable_values=variable_values,
+                context_value=context_value,
+                operation_extensions=operation_extensions,
+            )
+            if planned is not None:
+                return planned
         try:
             result = schema._get_execute_function()(
                 schema._schema,
@@ -210,6 +222,57 @@ class KnownOperations:
             schema._process_errors(errors)
             errors = [coded(error, stage_code=None, request_id=request_id) for error in errors]
         return ExecutionResult(data=result.data, errors=errors, extensions={})
+
+    async def _planned(
+        self,
+        schema: strawberry.Schema,
+        known: Known,
+        *,
+        root_value: Any,
+        variable_values: dict[str, Any] | None,
+        context_value: Any,
+        operation_extensions: dict[str, Any] | None,
+    ) -> ExecutionResult | None:
+        """The result of the document's plan (``graphql_schema.query_plans``), or None:
+        no plan, or the plan declined this request, which the usual way then executes."""
+        plan = known.memo.get(PLAN_KEY, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = plan_query(schema._schema, known.document, known.operation_name)
+            known.memo[PLAN_KEY] = plan
+        if plan is None or not _plannable(schema):
+            return None
+        executor = schema.execution_context_class.build(
+            schema._schema,
+            known.document,
+            root_value=root_value,
+            context_value=context_value,
+            raw_variable_values=variable_values,
+            operation_name=known.operation_name,
+            middleware=MiddlewareManager(),
+            is_awaitable=cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable),
+            operation_extensions=operation_extensions,
+            document_memo=known.memo,
+        )
+        if not isinstance(executor, DirectExecution) or not executor.plannable:
+            return None  # variables that do not coerce: graphql-core's errors, the usual way
+        try:
+            data = await PlannedRun(executor).run(plan)
+        except Exception:  # declined, or an error the usual way reports
+            return None
+        return ExecutionResult(data=data, errors=None, extensions={})
+
+
+# Where a document's plan is kept in its memo (a QueryPlan, or None: not plain).
+PLAN_KEY = ("plan",)
+_UNKNOWN = object()
+
+
+def _plannable(schema: strawberry.Schema) -> bool:
+    """graphql-core's ``execute`` refuses a schema with ``@defer``/``@stream`` unless
+    strawberry runs the incremental executor; the plan never needs them."""
+    graphql_schema = schema._schema
+    incremental = graphql_schema.get_directive("defer") or graphql_schema.get_directive("stream")
+    return not incremental or schema.config.enable_experimental_incremental_execution
 
 
 def _refused(schema: strawberry.Schema, error: GraphQLError) -> ExecutionResult:

@@ -179,14 +179,14 @@ async def answered_both_ways(
     query: str,
     variables: dict[str, Any] | None,
     monkeypatch: Any,
-    switch: tuple[object, str, object],
+    *switches: tuple[object, str, object],
 ) -> tuple[Any, Any]:
-    """The JSON answer of ``query``, then the same with a fast path switched off: ``switch``
-    is (owner, attribute, value) set for the second request only."""
+    """The JSON answer of ``query``, then the same with a fast path switched off: each
+    switch is (owner, attribute, value) set for the second request only."""
     first = (await graphql(client, token, query, variables)).json()
-    owner, attribute, value = switch
     with monkeypatch.context() as off:
-        off.setattr(owner, attribute, value)
+        for owner, attribute, value in switches:
+            off.setattr(owner, attribute, value)
         second = (await graphql(client, token, query, variables)).json()
     return first, second
 

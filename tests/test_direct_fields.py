@@ -22,6 +22,7 @@ from strawberry.types import Info
 from strawberry.types.arguments import convert_arguments
 
 import graphql_schema.direct_fields as direct_fields
+import graphql_schema.known_operations as known_operations
 from domain.presets import Preset
 from graphql_schema.direct_fields import DirectExecution, convert, direct_field
 from tests.factories import (
@@ -82,6 +83,14 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
 ]
 
 
+# strawberry's resolver chain for every field: no direct call, and no document plan (which
+# keeps the direct plans it was made with: graphql_schema.query_plans).
+STRAWBERRY_CHAIN = [
+    (direct_fields, "direct_field", lambda *args: None),
+    (known_operations, "_plannable", lambda schema: False),
+]
+
+
 @pytest.fixture
 def direct_calls(monkeypatch):
     """How many fields were called directly (0: the direct path was not taken)."""
@@ -90,8 +99,7 @@ def direct_calls(monkeypatch):
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
     """The answer with the direct path, then without it."""
-    switch = (direct_fields, "direct_field", lambda *args: None)
-    return await answered_both_ways(client, token, query, variables, monkeypatch, switch)
+    return await answered_both_ways(client, token, query, variables, monkeypatch, *STRAWBERRY_CHAIN)
 
 
 @pytest.fixture(params=STORAGE)
@@ -149,7 +157,8 @@ async def test_a_document_asked_again_answers_as_strawberry_does(tenant, monkeyp
     client, owner = tenant
     kept = [(await graphql(client, owner.token, q, v)).json() for q, v in AGAIN]
     with monkeypatch.context() as off:
-        off.setattr(direct_fields, "direct_field", lambda *args: None)
+        for module, attribute, value in STRAWBERRY_CHAIN:
+            off.setattr(module, attribute, value)
         ordinary = [(await graphql(client, owner.token, q, v)).json() for q, v in AGAIN]
     assert kept == ordinary
     # The cases differ: a kept value standing in for a variable would make them equal.
