@@ -241,23 +241,28 @@ class KnownOperations:
             known.memo[PLAN_KEY] = plan
         if plan is None or not _plannable(schema):
             return None
-        executor = schema.execution_context_class.build(
-            schema._schema,
-            known.document,
-            root_value=root_value,
-            context_value=context_value,
-            raw_variable_values=variable_values,
-            operation_name=known.operation_name,
-            middleware=MiddlewareManager(),
-            is_awaitable=cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable),
-            operation_extensions=operation_extensions,
-            document_memo=known.memo,
-        )
-        if not isinstance(executor, DirectExecution) or not executor.plannable:
-            return None  # variables that do not coerce: graphql-core's errors, the usual way
+        # Anything raised (declined, an error, a schema graphql-core refuses) is for the
+        # usual way to meet and report.
         try:
+            executor = schema.execution_context_class.build(
+                schema._schema,
+                known.document,
+                root_value=root_value,
+                context_value=context_value,
+                raw_variable_values=variable_values,
+                operation_name=known.operation_name,
+                middleware=MiddlewareManager(),
+                is_awaitable=cast(
+                    "Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable
+                ),
+                operation_extensions=operation_extensions,
+                document_memo=known.memo,
+            )
+            # A list: variables that do not coerce, graphql-core's errors.
+            if not isinstance(executor, DirectExecution) or not executor.plannable:
+                return None
             data = await PlannedRun(executor).run(plan)
-        except Exception:  # declined, or an error the usual way reports
+        except Exception:
             return None
         return ExecutionResult(data=data, errors=None, extensions={})
 

@@ -143,7 +143,7 @@ def plan_query(
     """The plan of the document's query operation, or None when it is not plain."""
     try:
         return _plan_document(schema, document, operation_name)
-    except (_Unplanned, RecursionError):
+    except Exception:  # _Unplanned, or a document graphql-core would refuse: its way
         return None
 
 
