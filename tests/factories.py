@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -171,6 +171,38 @@ async def settle(engine: AsyncEngine, storage: str) -> None:
     """Fold every pending event into the rollups when ``storage`` is "folded"."""
     if storage == "folded":
         await fold_all(engine)
+
+
+async def tenant_with_daily_calls(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    storage: str,
+    *,
+    now: datetime,
+    timezone: str,
+    days: int,
+    hours_before: int,
+) -> Tenant:
+    """A tenant with one call a day for ``days`` days (``hours_before`` each day's instant),
+    over three keys (key-0..2), four endpoints, three outcomes and 0-4 credits, sent through
+    the ingestion route and settled as ``storage`` says."""
+    tenant = await make_tenant(engine, now=now, timezone=timezone)
+    ingest = await make_ingest_token(engine, now=now)
+    events = [
+        event(
+            tenant.slug,
+            now - timedelta(days=day, hours=hours_before),
+            api_key=f"key-{day % 3}",
+            endpoint=f"/v2/e{day % 4}",
+            status=(200, 404, 429)[day % 3],
+            credits=day % 5,
+        )
+        for day in range(days)
+    ]
+    response = await post_events(client, ingest, events)
+    assert response.status_code == 200, response.text
+    await settle(engine, storage)
+    return tenant
 
 
 async def answered_both_ways(

@@ -11,7 +11,6 @@ that raises, a ``Maybe`` argument, an async resolver, another field extension.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -30,12 +29,9 @@ from tests.factories import (
     add_user,
     answered_both_ways,
     count_answers,
-    event,
     graphql,
-    make_ingest_token,
     make_tenant,
-    post_events,
-    settle,
+    tenant_with_daily_calls,
 )
 
 TABLE = "endpoint calls creditsConsumed percentOfTotal isOther"
@@ -105,23 +101,15 @@ async def _both(client, token, query, variables, monkeypatch):  # type: ignore[n
 @pytest.fixture(params=STORAGE)
 async def tenant(request, uncached, clock):  # type: ignore[no-untyped-def]
     client, engine = uncached
-    tenant = await make_tenant(engine, now=clock(), timezone="Europe/Berlin")
-    ingest = await make_ingest_token(engine, now=clock())
-    now = clock()
-    events = [
-        event(
-            tenant.slug,
-            now - timedelta(days=day, hours=1),
-            api_key=f"key-{day % 3}",
-            endpoint=f"/v2/e{day % 4}",
-            status=(200, 404, 429)[day % 3],
-            credits=day % 5,
-        )
-        for day in range(40)
-    ]
-    response = await post_events(client, ingest, events)
-    assert response.status_code == 200, response.text
-    await settle(engine, request.param)
+    tenant = await tenant_with_daily_calls(
+        client,
+        engine,
+        request.param,
+        now=clock(),
+        timezone="Europe/Berlin",
+        days=40,
+        hours_before=1,
+    )
     return client, tenant
 
 

@@ -15,7 +15,6 @@ order and the same number of times.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Annotated, Any
 
 import pytest
@@ -36,11 +35,8 @@ from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
-    event,
-    make_ingest_token,
     make_tenant,
-    post_events,
-    settle,
+    tenant_with_daily_calls,
 )
 
 TABLE = "endpoint calls creditsConsumed percentOfTotal"
@@ -99,23 +95,9 @@ def planned(monkeypatch):
 @pytest.fixture(params=STORAGE)
 async def tenant(request, uncached, clock):  # type: ignore[no-untyped-def]
     client, engine = uncached
-    tenant = await make_tenant(engine, now=clock(), timezone="Asia/Kolkata")
-    ingest = await make_ingest_token(engine, now=clock())
-    now = clock()
-    events = [
-        event(
-            tenant.slug,
-            now - timedelta(days=day, hours=3),
-            api_key=f"key-{day % 3}",
-            endpoint=f"/v2/e{day % 4}",
-            status=(200, 404, 429)[day % 3],
-            credits=day % 5,
-        )
-        for day in range(60)
-    ]
-    response = await post_events(client, ingest, events)
-    assert response.status_code == 200, response.text
-    await settle(engine, request.param)
+    tenant = await tenant_with_daily_calls(
+        client, engine, request.param, now=clock(), timezone="Asia/Kolkata", days=60, hours_before=3
+    )
     return client, engine, tenant
 
 
