@@ -23,9 +23,9 @@ answers exactly as before.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     ASTValidationRule,
@@ -181,30 +181,27 @@ class KnownOperations:
         request_id = request_id_of(context_value)
         executor = schema.execution_context_class
         memo = {"document_memo": known.memo} if issubclass(executor, DirectExecution) else {}
+        # What graphql-core's executor is built with, the plan's way and the usual one.
+        arguments: dict[str, Any] = {
+            "root_value": root_value,
+            "context_value": context_value,
+            "operation_name": known.operation_name,
+            "middleware": MiddlewareManager(),
+            "is_awaitable": optimized_is_awaitable,
+            "operation_extensions": operation_extensions,
+            **memo,
+        }
         if memo:
-            planned = await self._planned(
-                schema,
-                known,
-                root_value=root_value,
-                variable_values=variable_values,
-                context_value=context_value,
-                operation_extensions=operation_extensions,
-            )
+            planned = await self._planned(schema, known, variable_values, arguments)
             if planned is not None:
                 return planned
         try:
             result = schema._get_execute_function()(
                 schema._schema,
                 known.document,
-                root_value=root_value,
-                middleware=MiddlewareManager(),
                 variable_values=variable_values,
-                operation_name=known.operation_name,
-                context_value=context_value,
-                is_awaitable=optimized_is_awaitable,
                 executor_class=executor,
-                operation_extensions=operation_extensions,
-                **memo,
+                **arguments,
             )
             if optimized_is_awaitable(result):
                 result = await result
@@ -227,11 +224,8 @@ class KnownOperations:
         self,
         schema: strawberry.Schema,
         known: Known,
-        *,
-        root_value: Any,
         variable_values: dict[str, Any] | None,
-        context_value: Any,
-        operation_extensions: dict[str, Any] | None,
+        arguments: dict[str, Any],
     ) -> ExecutionResult | None:
         """The result of the document's plan (``graphql_schema.query_plans``), or None:
         no plan, or the plan declined this request, which the usual way then executes."""
@@ -245,18 +239,7 @@ class KnownOperations:
         # usual way to meet and report.
         try:
             executor = schema.execution_context_class.build(
-                schema._schema,
-                known.document,
-                root_value=root_value,
-                context_value=context_value,
-                raw_variable_values=variable_values,
-                operation_name=known.operation_name,
-                middleware=MiddlewareManager(),
-                is_awaitable=cast(
-                    "Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable
-                ),
-                operation_extensions=operation_extensions,
-                document_memo=known.memo,
+                schema._schema, known.document, raw_variable_values=variable_values, **arguments
             )
             # A list: variables that do not coerce, graphql-core's errors.
             if not isinstance(executor, DirectExecution) or not executor.plannable:

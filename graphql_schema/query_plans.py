@@ -69,7 +69,6 @@ from graphql_schema.execution import (
     leaf_step,
     typename_step,
 )
-from graphql_schema.execution import _plan as rows_plan
 
 _NO_VARIABLES = VariableValues({}, {})
 
@@ -101,11 +100,11 @@ class ObjectOf:
 
 @dataclass(frozen=True, slots=True)
 class ListOf:
-    """A field's value is a list of objects: rows of leaves (``rows``), or objects."""
+    """A field's value is a list of objects: rows of leaves when the item has no field
+    with a resolver (its ``leaves`` are then the whole row), else objects."""
 
     non_null: bool
     item: ObjectOf
-    rows: Plan | None
 
 
 Completion = Leaf | ObjectOf | ListOf
@@ -257,13 +256,7 @@ class _Planning:
             item_type = item_type.of_type
         if not isinstance(item_type, GraphQLObjectType):
             raise _Unplanned
-        item = self.sub_object(item_type, item_non_null, details)
-        rows = None
-        if not item.fields:
-            grouped = self.subfields(item_type, details)
-            plan = rows_plan(item_type, grouped)
-            rows = plan if isinstance(plan, tuple) and plan else None
-        return ListOf(non_null, item, rows)
+        return ListOf(non_null, self.sub_object(item_type, item_non_null, details))
 
     def subfields(
         self, type_: GraphQLObjectType, details: list[FieldDetails]
@@ -378,8 +371,8 @@ class PlannedRun:
         if not isinstance(value, list | tuple):
             raise Declined
         item = completion.item
-        rows = completion.rows
-        if rows is not None:
+        if not item.fields:  # rows of leaves, each completed at once
+            rows = item.leaves
             completed = []
             for value_item in value:
                 if value_item is None:
