@@ -17,6 +17,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db.loop_reads import LoopConnection, loop_reader
+from db.statement_line import StatementLine, checkout, statement_line
 
 _POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -87,7 +88,7 @@ class DriverConnection:
 
 # A connection to run one statement on: the driver's own (PostgreSQL), the loop's reader
 # (SQLite on a file), else SQLAlchemy's.
-StatementConnection = AsyncConnection | DriverConnection | LoopConnection
+StatementConnection = AsyncConnection | DriverConnection | LoopConnection | StatementLine
 
 
 class RequestDatabase:
@@ -119,12 +120,12 @@ class RequestDatabase:
 
     @asynccontextmanager
     async def statement_connection(self) -> AsyncIterator[StatementConnection]:
-        """The request's connection as the cheapest thing one prepared statement runs on:
-        on PostgreSQL the driver's own connection, without building SQLAlchemy's
-        ``Connection`` and setting its isolation level, which cost about as much as the
-        token statement itself on a request whose answer is reused (bench/PROPOSALS.md,
-        R27), the same pooled connection as ``connection()``; on SQLite the loop's own
-        reader (``db.loop_reads``: no pooled connection at all unless it cannot answer);
+        """The cheapest thing one prepared statement (the token's) runs on: on PostgreSQL
+        the worker's statement line (``db.statement_line``: no pooled connection at all,
+        R37) or, once the request has its pooled connection or on another event loop, that
+        connection's driver, without building SQLAlchemy's ``Connection`` and setting its
+        isolation level (bench/PROPOSALS.md, R27); on SQLite the loop's own reader
+        (``db.loop_reads``: no pooled connection at all unless it cannot answer);
         elsewhere ``connection()``."""
         if self._engine.dialect.name != "postgresql":
             reader = loop_reader(self._engine)
@@ -136,20 +137,19 @@ class RequestDatabase:
                 yield LoopConnection(reader, self.connection)
             return
         async with self._lock:
-            yield DriverConnection(await self._checkout())
+            line = statement_line(self._engine)
+            loop = asyncio.get_running_loop()
+            if self._pooled is None and line is not None and line.serves(loop):
+                self._refuse_if_closed()
+                yield line
+            else:
+                yield DriverConnection(await self._checkout())
 
     async def _checkout(self) -> PoolProxiedConnection:
         """The request's pooled connection, checked out on first use (holding the lock)."""
         self._refuse_if_closed()
         if self._pooled is None:
-            engine = self._engine.sync_engine
-            try:
-                self._pooled = await self._engine.raw_connection()
-            except engine.dialect.loaded_dbapi.Error as error:
-                # Raised as ``AsyncEngine.connect`` raises it (an outage is an
-                # ``OperationalError``, app.availability): what ``Connection`` does.
-                Connection._handle_dbapi_exception_noconnection(error, engine.dialect, engine)
-                raise
+            self._pooled = await checkout(self._engine)
         return self._pooled
 
     def _refuse_if_closed(self) -> None:

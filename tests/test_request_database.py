@@ -1,6 +1,7 @@
 """A request's one connection outlives none of its fields, even when a field fails; it is
-one pooled connection whether the token statement first uses it on the driver's own
-connection (PostgreSQL) or SQLAlchemy does, returned at the end, never reopened."""
+one pooled connection, returned at the end, never reopened. The token statement takes
+none: it runs on the worker's statement line (PostgreSQL, db.statement_line) or the loop's
+reader (SQLite, db.loop_reads), and sees every commit at once."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from sqlalchemy import make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from app.availability import is_outage
 from app.settings import Settings
 from db import migrate
 from db.engine import create_engine
+from db.loop_reads import LoopConnection
 from db.queries.tokens import authenticate, revoke_token
 from db.session import RequestDatabase, RequestFinished
+from db.statement_line import StatementLine, statement_line
 from tests.factories import (
     PEPPER,
     event,
@@ -82,11 +85,10 @@ def _checked_out(engine) -> int:  # type: ignore[no-untyped-def]
     return int(engine.sync_engine.pool.checkedout())
 
 
-async def test_the_token_statement_and_the_queries_share_one_pooled_connection(
-    engine, clock, is_postgres
-):
-    """On SQLite the token statement takes no pooled connection at all (the loop's reader,
-    db.loop_reads); the queries then take one."""
+async def test_the_token_statement_takes_no_pooled_connection_and_the_queries_one(engine, clock):
+    """The token statement runs on the worker's statement line (PostgreSQL) or the loop's
+    reader (SQLite): no pooled connection at all. The queries then take one, which a later
+    token statement of the same request uses (no second connection)."""
     tenant = await make_tenant(engine, now=clock())
     before = _checked_out(engine)
     db = RequestDatabase(engine)
@@ -95,7 +97,7 @@ async def test_the_token_statement_and_the_queries_share_one_pooled_connection(
         assert principal is not None
         assert principal.organization is not None
         assert principal.organization.id == tenant.organization_id
-    assert _checked_out(engine) == before + (1 if is_postgres else 0)
+    assert _checked_out(engine) == before
     async with db.connection() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     async with db.statement_connection() as conn:
@@ -284,3 +286,112 @@ async def test_a_revoked_token_is_refused_by_the_next_statement(engine, clock):
     async with db.statement_connection() as conn:
         assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock()) is None
     await db.close()
+
+
+async def test_concurrent_token_statements_share_the_worker_s_one_line(engine, clock, is_postgres):
+    """Forty requests authenticating at once share the worker's one statement line
+    (PostgreSQL) or loop reader (SQLite): each gets its own principal and none takes a
+    pooled connection; on PostgreSQL the server sees one connection for them all."""
+    kind = StatementLine if is_postgres else LoopConnection
+    tenants = [await make_tenant(engine, now=clock()) for _ in range(4)]
+    before = _checked_out(engine)
+
+    async def sign_in(token: str) -> tuple[int | None, int]:
+        db = RequestDatabase(engine)
+        try:
+            async with db.statement_connection() as conn:
+                assert isinstance(conn, kind)
+                principal = await authenticate(conn, token=token, pepper=PEPPER, now=clock())
+                checked_out = _checked_out(engine)
+        finally:
+            await db.close()
+        assert principal is not None
+        return principal.organization_id, checked_out
+
+    asked = [tenants[n % 4] for n in range(40)]
+    answers = await asyncio.gather(*(sign_in(tenant.token) for tenant in asked))
+    assert [organization for organization, _ in answers] == [t.organization_id for t in asked]
+    assert {checked_out for _, checked_out in answers} == {before}
+    line = statement_line(engine)
+    if not is_postgres:
+        assert line is None
+        return
+    assert line is not None
+    backend = await line.fetchrow("SELECT pg_backend_pid() AS pid")
+    async with engine.connect() as conn:
+        others = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid = :pid"
+            ),
+            {"pid": backend["pid"]},
+        )
+    assert others == 1
+
+
+async def test_the_statement_line_survives_a_failing_statement_and_closes_with_its_engine(
+    database_url, is_postgres
+):
+    """A statement that fails (not the connection) leaves the line as it was; a lost
+    connection fails the statement as an outage and the next one opens a new connection;
+    disposing the engine closes the line's connection. (SQLite has no line: its loop's
+    reader is tested above.)"""
+    engine = create_engine(database_url)
+    if not is_postgres:
+        assert statement_line(engine) is None
+        await engine.dispose()
+        return
+    try:
+        line = statement_line(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        assert line is not None
+        assert line is statement_line(engine)  # one per engine, whatever its options
+        first = await line.fetchrow("SELECT pg_backend_pid() AS pid")
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await line.fetchrow("SELECT 1 / 0")
+        assert (await line.fetchrow("SELECT pg_backend_pid() AS pid"))["pid"] == first["pid"]
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first["pid"]})
+        with pytest.raises(DisconnectionError) as lost:
+            await line.fetchrow("SELECT pg_backend_pid() AS pid")
+        assert is_outage(lost.value)
+        second = await line.fetchrow("SELECT pg_backend_pid() AS pid")
+        assert second["pid"] != first["pid"]
+        driver = line._driver
+        assert driver is not None
+        assert not driver.is_closed()
+    finally:
+        await engine.dispose()
+    assert driver.is_closed()
+
+
+async def test_the_statement_line_belongs_to_the_loop_that_opened_it(engine, clock, is_postgres):
+    """asyncpg's connection belongs to its event loop: while the line's connection is open,
+    a request on another loop is not served by it (the pool's path is taken), and once the
+    connection is gone the line may serve the next loop."""
+    tenant = await make_tenant(engine, now=clock())
+    line = statement_line(engine)
+    if not is_postgres:
+        assert line is None
+        return
+    assert line is not None
+    loop = asyncio.get_running_loop()
+    other = asyncio.new_event_loop()
+    try:
+        assert line.serves(loop)
+        db = RequestDatabase(engine)
+        async with db.statement_connection() as conn:
+            assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        await db.close()
+        assert not line.serves(other)
+        assert line.serves(loop)
+        line.close()  # nothing open and nobody waiting: the next caller's loop
+        assert line.serves(other)
+        assert line.serves(loop)
+        db = RequestDatabase(engine)
+        async with db.statement_connection() as conn:
+            assert isinstance(conn, StatementLine)
+            assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        await db.close()
+        assert not line.serves(other)
+    finally:
+        other.close()

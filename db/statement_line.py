@@ -1,0 +1,113 @@
+"""PostgreSQL: one connection per worker kept for the token statement, outside the pool.
+
+Every request runs the token statement first (``db.queries.tokens``), and a request whose
+answer is reused (app.answer_cache) runs nothing else. Checking a connection out of
+SQLAlchemy's pool and back in for that one statement cost more than the statement's own
+client side: two ``greenlet_spawn`` hops (each a new greenlet, whose frame stack CPython
+3.11 maps and unmaps), the pool's events and bookkeeping (bench/PROPOSALS.md R37).
+``StatementLine`` keeps one connection of the engine's own making (the same connect
+arguments and events, then detached from the pool, so ``pool_size`` still bounds the
+requests' connections) and runs the statement on it, one at a time.
+
+What the statement sees does not change: no transaction is ever opened on the connection
+(asyncpg's own autocommit), so each statement reads the latest commit, as on the pooled
+connection in autocommit before; a token revoked by any worker or host is refused by the
+next request on every worker. A lost connection is dropped and the statement fails as on
+a pooled one (``DisconnectionError``: 503 with Retry-After); the next request opens a new
+one. The connection belongs to the event loop that opened it: a request on another loop
+uses the pool as before (``serves``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+
+
+async def checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A connection from ``engine``'s pool; a failure to connect is raised as
+    ``AsyncEngine.connect`` raises it (an outage is an ``OperationalError``,
+    app.availability): what ``Connection`` does."""
+    sync = engine.sync_engine
+    try:
+        return await engine.raw_connection()
+    except sync.dialect.loaded_dbapi.Error as error:
+        Connection._handle_dbapi_exception_noconnection(error, sync.dialect, sync)
+        raise
+
+
+class StatementLine:
+    """One detached connection of ``engine``, one statement at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._driver: Any = None  # asyncpg's Connection, once opened
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    def serves(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a statement on ``loop`` may run here: the loop the line's connection
+        belongs to; while it has none and nobody waits, any loop (it becomes the line's)."""
+        if self._loop is not loop and self._driver is None and not self._lock.locked():
+            # An asyncio.Lock belongs to the loop that first waits on it: a new one.
+            self._loop, self._lock = loop, asyncio.Lock()
+        return self._loop is loop
+
+    async def fetchrow(self, query: str, *args: object) -> Any:
+        async with self._lock:
+            driver = await self._open()
+            try:
+                return await driver.fetchrow(query, *args)
+            except Exception as error:
+                if not driver.is_closed():
+                    raise
+                self._drop()
+                raise DisconnectionError(f"the database connection was lost: {error}") from error
+
+    async def _open(self) -> Any:
+        if self._driver is None:
+            pooled = await checkout(self._engine)
+            driver = pooled.driver_connection
+            # Ours from now on: the pool forgets it, and closes it at no checkin.
+            pooled.detach()
+            if driver is None:
+                raise DisconnectionError("the pool gave no driver connection")
+            self._driver = driver
+        return self._driver
+
+    def _drop(self) -> None:
+        """Forget the connection (closed now if it is still open); the next statement opens
+        a new one."""
+        driver, self._driver = self._driver, None
+        if driver is not None and not driver.is_closed():
+            driver.terminate()
+
+    def close(self) -> None:
+        """Close the connection now (the engine is disposed)."""
+        self._drop()
+
+
+_LINES: weakref.WeakKeyDictionary[Any, StatementLine | None] = weakref.WeakKeyDictionary()
+
+
+def statement_line(engine: AsyncEngine) -> StatementLine | None:
+    """The engine's line: one per engine (so per worker), closed with it; None unless the
+    engine is PostgreSQL's."""
+    # The engine itself, not a copy with other execution options (the read engine): they
+    # share its pool, and only the engine itself hears of its disposal.
+    sync = getattr(engine.sync_engine, "_proxied", engine.sync_engine)
+    if sync in _LINES:
+        return _LINES[sync]
+    line = None
+    if engine.dialect.name == "postgresql":
+        line = StatementLine(engine)
+        event.listen(sync, "engine_disposed", lambda _engine: line.close())
+    _LINES[sync] = line
+    return line
