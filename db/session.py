@@ -17,7 +17,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db.loop_reads import LoopConnection, loop_reader
-from db.statement_line import StatementLine, checkout, statement_line
+from db.statement_line import LineConnection, checkout, statement_line
 
 _POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -88,7 +88,7 @@ class DriverConnection:
 
 # A connection to run one statement on: the driver's own (PostgreSQL), the loop's reader
 # (SQLite on a file), else SQLAlchemy's.
-StatementConnection = AsyncConnection | DriverConnection | LoopConnection | StatementLine
+StatementConnection = AsyncConnection | DriverConnection | LoopConnection | LineConnection
 
 
 class RequestDatabase:
@@ -121,10 +121,10 @@ class RequestDatabase:
     @asynccontextmanager
     async def statement_connection(self) -> AsyncIterator[StatementConnection]:
         """The cheapest thing one prepared statement (the token's) runs on: on PostgreSQL
-        the worker's statement line (``db.statement_line``: no pooled connection at all,
-        R37) or, once the request has its pooled connection or on another event loop, that
-        connection's driver, without building SQLAlchemy's ``Connection`` and setting its
-        isolation level (bench/PROPOSALS.md, R27); on SQLite the loop's own reader
+        the worker's statement line when it is free (``db.statement_line``: no pooled
+        connection at all, R37), else the request's pooled connection's driver, without
+        building SQLAlchemy's ``Connection`` and setting its isolation level
+        (bench/PROPOSALS.md, R27); on SQLite the loop's own reader
         (``db.loop_reads``: no pooled connection at all unless it cannot answer);
         elsewhere ``connection()``."""
         if self._engine.dialect.name != "postgresql":
@@ -138,12 +138,15 @@ class RequestDatabase:
             return
         async with self._lock:
             line = statement_line(self._engine)
-            loop = asyncio.get_running_loop()
-            if self._pooled is None and line is not None and line.serves(loop):
+            if self._pooled is None and line is not None:
                 self._refuse_if_closed()
-                yield line
+                yield LineConnection(line, self._pooled_driver)
             else:
-                yield DriverConnection(await self._checkout())
+                yield await self._pooled_driver()
+
+    async def _pooled_driver(self) -> DriverConnection:
+        """The request's pooled connection's driver (holding the lock)."""
+        return DriverConnection(await self._checkout())
 
     async def _checkout(self) -> PoolProxiedConnection:
         """The request's pooled connection, checked out on first use (holding the lock)."""

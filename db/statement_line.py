@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -60,6 +61,10 @@ class StatementLine:
             self._loop, self._lock = loop, asyncio.Lock()
         return self._loop is loop
 
+    def free(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a statement on ``loop`` would run here at once (nobody on the line)."""
+        return self.serves(loop) and not self._lock.locked()
+
     async def fetchrow(self, query: str, *args: object) -> Any:
         async with self._lock:
             driver = await self._open()
@@ -79,7 +84,7 @@ class StatementLine:
             pooled.detach()
             if driver is None:
                 raise DisconnectionError("the pool gave no driver connection")
-            self._driver = driver
+            self._driver, self._loop = driver, asyncio.get_running_loop()
         return self._driver
 
     def _drop(self) -> None:
@@ -92,6 +97,25 @@ class StatementLine:
     def close(self) -> None:
         """Close the connection now (the engine is disposed)."""
         self._drop()
+
+
+class RowSource(Protocol):
+    async def fetchrow(self, query: str, *args: object) -> Any: ...
+
+
+class LineConnection:
+    """What a request's token statement runs on (PostgreSQL): the worker's line when it is
+    free, else the request's pooled connection (``pooled``), exactly as before the line."""
+
+    def __init__(self, line: StatementLine, pooled: Callable[[], Awaitable[RowSource]]) -> None:
+        self._line = line
+        self._pooled = pooled
+
+    async def fetchrow(self, query: str, *args: object) -> Any:
+        # No await between the check and the line's lock: the lock is taken at once.
+        if self._line.free(asyncio.get_running_loop()):
+            return await self._line.fetchrow(query, *args)
+        return await (await self._pooled()).fetchrow(query, *args)
 
 
 _LINES: weakref.WeakKeyDictionary[Any, StatementLine | None] = weakref.WeakKeyDictionary()

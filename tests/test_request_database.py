@@ -22,7 +22,7 @@ from db.engine import create_engine
 from db.loop_reads import LoopConnection
 from db.queries.tokens import authenticate, revoke_token
 from db.session import RequestDatabase, RequestFinished
-from db.statement_line import StatementLine, statement_line
+from db.statement_line import LineConnection, statement_line
 from tests.factories import (
     PEPPER,
     event,
@@ -288,11 +288,12 @@ async def test_a_revoked_token_is_refused_by_the_next_statement(engine, clock):
     await db.close()
 
 
-async def test_concurrent_token_statements_share_the_worker_s_one_line(engine, clock, is_postgres):
-    """Forty requests authenticating at once share the worker's one statement line
-    (PostgreSQL) or loop reader (SQLite): each gets its own principal and none takes a
-    pooled connection; on PostgreSQL the server sees one connection for them all."""
-    kind = StatementLine if is_postgres else LoopConnection
+async def test_concurrent_token_statements_each_get_their_own_principal(engine, clock, is_postgres):
+    """Forty requests authenticating at once: each gets its own principal, and every
+    connection they took is back in the pool at the end. On SQLite none takes one (the
+    loop's reader); on PostgreSQL those that find the worker's line busy take their pooled
+    connection, as before the line (the next test)."""
+    kind = LineConnection if is_postgres else LoopConnection
     tenants = [await make_tenant(engine, now=clock()) for _ in range(4)]
     before = _checked_out(engine)
 
@@ -311,22 +312,39 @@ async def test_concurrent_token_statements_share_the_worker_s_one_line(engine, c
     asked = [tenants[n % 4] for n in range(40)]
     answers = await asyncio.gather(*(sign_in(tenant.token) for tenant in asked))
     assert [organization for organization, _ in answers] == [t.organization_id for t in asked]
-    assert {checked_out for _, checked_out in answers} == {before}
+    assert _checked_out(engine) == before
+    if not is_postgres:
+        assert {checked_out for _, checked_out in answers} == {before}
+        assert statement_line(engine) is None
+
+
+async def test_a_request_never_waits_for_the_statement_line(engine, clock, is_postgres):
+    """PostgreSQL: while the line runs another statement (here a slow one), a request's
+    token statement takes its pooled connection and is answered before that statement
+    ends; once the line is free, a request takes no pooled connection at all."""
+    tenant = await make_tenant(engine, now=clock())
     line = statement_line(engine)
     if not is_postgres:
         assert line is None
         return
     assert line is not None
-    backend = await line.fetchrow("SELECT pg_backend_pid() AS pid")
-    async with engine.connect() as conn:
-        others = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid = :pid"
-            ),
-            {"pid": backend["pid"]},
-        )
-    assert others == 1
+    before = _checked_out(engine)
+    slow = asyncio.create_task(line.fetchrow("SELECT pg_sleep(1)"))
+    await asyncio.sleep(0)  # the task takes the line's lock before its first await
+    assert not line.free(asyncio.get_running_loop())
+    db = RequestDatabase(engine)
+    async with db.statement_connection() as conn:
+        principal = await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        assert _checked_out(engine) == before + 1
+    assert not slow.done()
+    await db.close()
+    assert principal is not None
+    await slow
+    db = RequestDatabase(engine)
+    async with db.statement_connection() as conn:
+        assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
+        assert _checked_out(engine) == before
+    await db.close()
 
 
 async def test_the_statement_line_survives_a_failing_statement_and_closes_with_its_engine(
@@ -389,7 +407,7 @@ async def test_the_statement_line_belongs_to_the_loop_that_opened_it(engine, clo
         assert line.serves(loop)
         db = RequestDatabase(engine)
         async with db.statement_connection() as conn:
-            assert isinstance(conn, StatementLine)
+            assert isinstance(conn, LineConnection)
             assert await authenticate(conn, token=tenant.token, pepper=PEPPER, now=clock())
         await db.close()
         assert not line.serves(other)
