@@ -22,7 +22,7 @@ from db.engine import create_engine
 from db.loop_reads import LoopConnection
 from db.queries.tokens import authenticate, revoke_token
 from db.session import RequestDatabase, RequestFinished
-from db.statement_line import LineConnection, statement_line
+from db.statement_line import LineConnection, StatementLine, statement_line
 from tests.factories import (
     PEPPER,
     event,
@@ -313,9 +313,15 @@ async def test_concurrent_token_statements_each_get_their_own_principal(engine, 
     answers = await asyncio.gather(*(sign_in(tenant.token) for tenant in asked))
     assert [organization for organization, _ in answers] == [t.organization_id for t in asked]
     assert _checked_out(engine) == before
-    if not is_postgres:
+    if _line_of(engine, is_postgres) is None:
         assert {checked_out for _, checked_out in answers} == {before}
-        assert statement_line(engine) is None
+
+
+def _line_of(engine, is_postgres: bool) -> StatementLine | None:  # type: ignore[no-untyped-def]
+    """The engine's statement line: PostgreSQL's; SQLite has none (the loop's reader)."""
+    line = statement_line(engine)
+    assert (line is not None) is is_postgres
+    return line
 
 
 async def test_a_request_never_waits_for_the_statement_line(engine, clock, is_postgres):
@@ -323,11 +329,9 @@ async def test_a_request_never_waits_for_the_statement_line(engine, clock, is_po
     token statement takes its pooled connection and is answered before that statement
     ends; once the line is free, a request takes no pooled connection at all."""
     tenant = await make_tenant(engine, now=clock())
-    line = statement_line(engine)
-    if not is_postgres:
-        assert line is None
+    line = _line_of(engine, is_postgres)
+    if line is None:
         return
-    assert line is not None
     before = _checked_out(engine)
     slow = asyncio.create_task(line.fetchrow("SELECT pg_sleep(1)"))
     await asyncio.sleep(0)  # the task takes the line's lock before its first await
@@ -355,13 +359,10 @@ async def test_the_statement_line_survives_a_failing_statement_and_closes_with_i
     disposing the engine closes the line's connection. (SQLite has no line: its loop's
     reader is tested above.)"""
     engine = create_engine(database_url)
-    if not is_postgres:
-        assert statement_line(engine) is None
-        await engine.dispose()
-        return
     try:
-        line = statement_line(engine.execution_options(isolation_level="AUTOCOMMIT"))
-        assert line is not None
+        line = _line_of(engine.execution_options(isolation_level="AUTOCOMMIT"), is_postgres)
+        if line is None:
+            return
         assert line is statement_line(engine)  # one per engine, whatever its options
         first = await line.fetchrow("SELECT pg_backend_pid() AS pid")
         with pytest.raises(asyncpg.DivisionByZeroError):
@@ -387,11 +388,9 @@ async def test_the_statement_line_belongs_to_the_loop_that_opened_it(engine, clo
     a request on another loop is not served by it (the pool's path is taken), and once the
     connection is gone the line may serve the next loop."""
     tenant = await make_tenant(engine, now=clock())
-    line = statement_line(engine)
-    if not is_postgres:
-        assert line is None
+    line = _line_of(engine, is_postgres)
+    if line is None:
         return
-    assert line is not None
     loop = asyncio.get_running_loop()
     other = asyncio.new_event_loop()
     try:
