@@ -152,7 +152,7 @@ class RequestDatabase:
         """The request's pooled connection, checked out on first use (holding the lock)."""
         self._refuse_if_closed()
         if self._pooled is None:
-            self._pooled = await checkout(self._engine)
+            self._pooled = await checkout(self._engine.sync_engine)
         return self._pooled
 
     def _refuse_if_closed(self) -> None:

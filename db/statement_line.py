@@ -7,7 +7,10 @@ client side: two ``greenlet_spawn`` hops (each a new greenlet, whose frame stack
 3.11 maps and unmaps), the pool's events and bookkeeping (bench/PROPOSALS.md R37).
 ``StatementLine`` keeps one connection of the engine's own making (the same connect
 arguments and events, then detached from the pool, so ``pool_size`` still bounds the
-requests' connections) and runs the statement on it, one at a time.
+requests' connections) and runs the statement on it, one at a time. A request never waits
+for it (``LineConnection``): while another request's statement is on the line, it takes
+its pooled connection as before, so concurrent requests are never queued behind one round
+trip each (their throughput would then be bounded by the round trip, not by the CPU).
 
 What the statement sees does not change: no transaction is ever opened on the connection
 (asyncpg's own autocommit), so each statement reads the latest commit, as on the pooled
@@ -26,29 +29,31 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 
-async def checkout(engine: AsyncEngine) -> PoolProxiedConnection:
-    """A connection from ``engine``'s pool; a failure to connect is raised as
+async def checkout(sync: Engine) -> PoolProxiedConnection:
+    """A connection from the pool of ``sync`` (an async engine's ``sync_engine``), as
+    ``AsyncEngine.raw_connection`` takes it; a failure to connect is raised as
     ``AsyncEngine.connect`` raises it (an outage is an ``OperationalError``,
     app.availability): what ``Connection`` does."""
-    sync = engine.sync_engine
     try:
-        return await engine.raw_connection()
+        return await greenlet_spawn(sync.raw_connection)
     except sync.dialect.loaded_dbapi.Error as error:
         Connection._handle_dbapi_exception_noconnection(error, sync.dialect, sync)
         raise
 
 
 class StatementLine:
-    """One detached connection of ``engine``, one statement at a time."""
+    """One detached connection of an engine (``sync``, held weakly: the line is kept per
+    engine and must not keep it alive), one statement at a time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, sync: Engine) -> None:
+        self._engine = weakref.ref(sync)
         self._driver: Any = None  # asyncpg's Connection, once opened
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -78,7 +83,10 @@ class StatementLine:
 
     async def _open(self) -> Any:
         if self._driver is None:
-            pooled = await checkout(self._engine)
+            sync = self._engine()
+            if sync is None:
+                raise DisconnectionError("the engine is gone")
+            pooled = await checkout(sync)
             driver = pooled.driver_connection
             # Ours from now on: the pool forgets it, and closes it at no checkin.
             pooled.detach()
@@ -131,7 +139,7 @@ def statement_line(engine: AsyncEngine) -> StatementLine | None:
         return _LINES[sync]
     line = None
     if engine.dialect.name == "postgresql":
-        line = StatementLine(engine)
+        line = StatementLine(sync)
         event.listen(sync, "engine_disposed", lambda _engine: line.close())
     _LINES[sync] = line
     return line

@@ -6,8 +6,10 @@ reader (SQLite, db.loop_reads), and sees every commit at once."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -412,3 +414,17 @@ async def test_the_statement_line_belongs_to_the_loop_that_opened_it(engine, clo
         assert not line.serves(other)
     finally:
         other.close()
+
+
+async def test_the_statement_line_does_not_keep_its_engine_alive(database_url, is_postgres):
+    """Lines are kept per engine, weakly: an engine that was disposed and dropped (a test's,
+    a worker's at shutdown) is collected with its line."""
+    engine = create_engine(database_url)
+    line = _line_of(engine, is_postgres)
+    if line is not None:
+        assert (await line.fetchrow("SELECT 1 AS one"))["one"] == 1
+    gone = weakref.ref(engine.sync_engine)
+    await engine.dispose()
+    del engine, line
+    gc.collect()
+    assert gone() is None
