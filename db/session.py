@@ -17,7 +17,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db.loop_reads import LoopConnection, loop_reader
-from db.statement_line import LineConnection, checkout, statement_line
+from db.statement_line import LineConnection, checkout, driver_call, statement_line
 
 _POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -77,13 +77,7 @@ class DriverConnection:
         driver = self._pooled.driver_connection
         if driver is None:
             raise DisconnectionError("the pooled connection has no driver connection")
-        try:
-            return await getattr(driver, method)(query, *args)
-        except Exception as error:
-            if not driver.is_closed():
-                raise
-            self._pooled.invalidate(error)
-            raise DisconnectionError(f"the database connection was lost: {error}") from error
+        return await driver_call(driver, method, query, args, self._pooled.invalidate)
 
 
 # A connection to run one statement on: the driver's own (PostgreSQL), the loop's reader

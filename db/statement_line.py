@@ -48,6 +48,26 @@ async def checkout(sync: Engine) -> PoolProxiedConnection:
         raise
 
 
+async def driver_call(
+    driver: Any,
+    method: str,
+    query: str,
+    args: tuple[object, ...],
+    forget: Callable[[Exception], object],
+) -> Any:
+    """``driver.<method>(query, *args)`` on asyncpg's connection; when the connection is
+    lost, ``forget`` it (the pool invalidates it, the line drops it) and raise a
+    ``DisconnectionError`` (503 with Retry-After, app.availability). Other errors pass as
+    they are. One rule for every statement that skips SQLAlchemy's execution layer."""
+    try:
+        return await getattr(driver, method)(query, *args)
+    except Exception as error:
+        if not driver.is_closed():
+            raise
+        forget(error)
+        raise DisconnectionError(f"the database connection was lost: {error}") from error
+
+
 class StatementLine:
     """One detached connection of an engine (``sync``, held weakly: the line is kept per
     engine and must not keep it alive), one statement at a time."""
@@ -73,13 +93,7 @@ class StatementLine:
     async def fetchrow(self, query: str, *args: object) -> Any:
         async with self._lock:
             driver = await self._open()
-            try:
-                return await driver.fetchrow(query, *args)
-            except Exception as error:
-                if not driver.is_closed():
-                    raise
-                self._drop()
-                raise DisconnectionError(f"the database connection was lost: {error}") from error
+            return await driver_call(driver, "fetchrow", query, args, lambda _: self._drop())
 
     async def _open(self) -> Any:
         if self._driver is None:
