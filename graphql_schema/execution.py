@@ -26,6 +26,7 @@ declines sends the whole page to the usual path (bench/PROPOSALS.md, R33).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isfinite
 from typing import Any
@@ -51,6 +52,7 @@ from strawberry.types.field import StrawberryField
 
 from graphql_schema.batching import BatchExecution, batch_resolver
 from graphql_schema.direct_fields import MEMO_LIMIT
+from graphql_schema.record_rows import RecordRows
 from graphql_schema.validation import SuggestionFreeExecution
 
 # (response name, the field's default resolver or None for __typename, the attribute it
@@ -58,6 +60,8 @@ from graphql_schema.validation import SuggestionFreeExecution
 Step = tuple[str, Any, str, GraphQLLeafType | None, bool, type | None]
 Plan = tuple[Step, ...]
 _NO_PLAN: Plan = ()
+# The values of list fields the rows' path completes.
+LISTS = (list, tuple, RecordRows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,51 @@ def complete_row(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> dic
     return row
 
 
+def complete_rows(
+    plan: Plan, object_type: GraphQLObjectType, items: Sequence[Any], info: Any
+) -> list[dict[str, Any]] | None:
+    """Each object of a list completed at once by ``plan``, or None when graphql-core must
+    complete the list (a null item, a row ``complete_row`` declines, a type check that is
+    not plainly true). Records of a :class:`RecordRows` are completed from the record."""
+    if type(items) is RecordRows:
+        steps = items.view.steps(plan, object_type)
+        if steps is None:
+            return None
+        records = items.records
+        is_type_of = object_type.is_type_of
+        # The objects ``make`` builds are all of one class: the type check of one of them
+        # (``steps`` made sure it is the type's own class) holds for all.
+        if (
+            records
+            and is_type_of is not None
+            and is_type_of(items.view.make(records[0]), info) is not True
+        ):
+            return None
+        rows = []
+        for record in records:
+            row = complete_row(steps, object_type, record)
+            if row is None:
+                return None
+            rows.append(row)
+        tail = complete_rows(plan, object_type, items.tail, info)
+        if tail is None:
+            return None
+        rows.extend(tail)
+        return rows
+    is_type_of = object_type.is_type_of
+    rows = []
+    for item in items:
+        if item is None:
+            return None
+        if is_type_of is not None and is_type_of(item, info) is not True:
+            return None  # False (an error) or awaitable: the usual path decides
+        row = complete_row(plan, object_type, item)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
 class RowExecution(BatchExecution):
     """strawberry's executor, completing rows of plain leaf fields in one step (and
     batchable fields once per list: graphql_schema.batching)."""
@@ -228,10 +277,7 @@ class RowExecution(BatchExecution):
         any other list, a list holding a null or a row that needs the usual path, or a
         streamed list: graphql-core's own completion."""
         rows = None
-        if (
-            isinstance(items, list | tuple)
-            and self.get_stream_usage(field_details_list, path) is None
-        ):
+        if isinstance(items, LISTS) and self.get_stream_usage(field_details_list, path) is None:
             rows = self._rows(item_type, field_details_list, info, items)
         if rows is not None:
             return rows
@@ -278,11 +324,11 @@ class RowExecution(BatchExecution):
         plan = self._plan_of(object_type, grouped_field_set)
         if not plan:
             return None
-        is_type_of = object_type.is_type_of
-        rows = []
         if isinstance(plan, ObjectPlan):
             if path is None or not self._batched:
                 return None
+            is_type_of = object_type.is_type_of
+            rows = []
             for index, item in enumerate(items):
                 if item is None:
                     return None
@@ -295,16 +341,7 @@ class RowExecution(BatchExecution):
                     return None
                 rows.append(row)
             return rows
-        for item in items:
-            if item is None:
-                return None
-            if is_type_of is not None and is_type_of(item, info) is not True:
-                return None  # False (an error) or awaitable: the usual path decides
-            row = self._row(plan, object_type, item)
-            if row is None:
-                return None
-            rows.append(row)
-        return rows
+        return complete_rows(plan, object_type, items, info)
 
     def _object(
         self,
@@ -334,7 +371,7 @@ class RowExecution(BatchExecution):
             if value is None:
                 row[response_name] = None
                 continue
-            if not isinstance(value, list | tuple):
+            if not isinstance(value, LISTS):
                 return None
             field_path = path.add_key(response_name, parent_type.name)
             if self.get_stream_usage(details, field_path) is not None:

@@ -63,9 +63,11 @@ from graphql.pyutils import Path
 from graphql_schema.batching import batch_resolver
 from graphql_schema.direct_fields import DirectExecution, DirectField, direct_field
 from graphql_schema.execution import (
+    LISTS,
     TYPENAME,
     Plan,
     complete_row,
+    complete_rows,
     leaf_step,
     typename_step,
 )
@@ -368,20 +370,13 @@ class PlannedRun:
         if isinstance(completion, ObjectOf):
             _check_type(completion.type_, value, info)
             return self.object(completion, value, path)
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, LISTS):
             raise Declined
         item = completion.item
         if not item.fields:  # rows of leaves, each completed at once
-            rows = item.leaves
-            completed = []
-            for value_item in value:
-                if value_item is None:
-                    raise Declined
-                _check_type(item.type_, value_item, info)
-                row = complete_row(rows, item.type_, value_item)
-                if row is None:
-                    raise Declined
-                completed.append(row)
+            completed = complete_rows(item.leaves, item.type_, value, info)
+            if completed is None:
+                raise Declined
             return completed
         items: list[Any] = []
         pending: list[tuple[int, Awaitable[Any]]] = []

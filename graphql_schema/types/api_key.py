@@ -29,7 +29,7 @@ async def _endpoint_usage_of_keys(
     time_range: TimeRangeInput,
     outcomes: OutcomeFilter = None,
     limit: RowLimit = None,
-) -> list[list[EndpointUsage]]:
+) -> list[Sequence[EndpointUsage]]:
     """``ApiKey.endpoint_usage`` of every key of a list, its checks done once (for a page
     of keys: graphql_schema/batching.py, bench/PROPOSALS.md R25)."""
     report = await usage_resolvers.scope(
@@ -106,7 +106,7 @@ class ApiKey:
         time_range: KeyTimeRange,
         outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
-    ) -> Awaitable[list[EndpointUsage] | None]:
+    ) -> Awaitable[Sequence[EndpointUsage] | None]:
         # A plain function returning the coroutine, so strawberry takes its synchronous
         # path (the permission classes checked without a coroutine of their own, no
         # await_maybe layers) once per key of a page; graphql-core awaits the result, and an
@@ -119,7 +119,7 @@ class ApiKey:
         time_range: TimeRangeInput,
         outcomes: OutcomeFilter,
         limit: int | None,
-    ) -> list[EndpointUsage] | None:
+    ) -> Sequence[EndpointUsage] | None:
         report = await usage_resolvers.scope(
             context,
             context.organization,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -148,7 +148,7 @@ class Organization:
         key_id: KeyIdFilter = None,
         outcomes: OutcomeFilter = None,
         limit: RowLimit = None,
-    ) -> Awaitable[list[EndpointUsage] | None]:
+    ) -> Awaitable[Sequence[EndpointUsage] | None]:
         # A plain function returning the coroutine, as ApiKey.endpointUsage (R14): strawberry
         # then checks the permissions on its synchronous path, without a coroutine of its
         # own and the await_maybe layers; graphql-core awaits the result, and an error
@@ -162,7 +162,7 @@ class Organization:
         key_id: strawberry.ID | None,
         outcomes: OutcomeFilter,
         limit: int | None,
-    ) -> list[EndpointUsage] | None:
+    ) -> Sequence[EndpointUsage] | None:
         report = await self._scope(context, time_range, key_id, outcomes)
         limited = await usage_resolvers.breakdown(context, report, Dimension.ENDPOINT, limit=limit)
         return EndpointUsage.rows(limited)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,10 +13,11 @@ from domain.breakdowns import Limited, Rest
 from domain.dimensions import Dimension
 from domain.records import Share
 from graphql_schema.enums import CallOutcome, ComparisonAlignment, Granularity, TimeRangePreset
+from graphql_schema.record_rows import RowView, Source, constant
 from graphql_schema.scalars import BigInt
 from resolvers import usage as usage_resolvers
 from resolvers.context import Context
-from resolvers.usage import ReportScope
+from resolvers.usage import Bucket, ReportScope
 
 if TYPE_CHECKING:
     from graphql_schema.types.api_key import ApiKey
@@ -121,21 +123,10 @@ class EndpointUsage(UsageShare):
     )
 
     @classmethod
-    def of(cls, share: Share) -> EndpointUsage:
-        return cls(
-            endpoint=str(share.value),
-            calls=BigInt(share.calls),
-            credits_consumed=BigInt(share.credits),
-            percent_of_total=_percent(share),
-        )
-
-    @classmethod
-    def rows(cls, limited: Limited[Share]) -> list[EndpointUsage]:
+    def rows(cls, limited: Limited[Share]) -> Sequence[EndpointUsage]:
         """The listed rows, then the row that sums the rest (if any)."""
-        rows = [cls.of(share) for share in limited.rows]
-        if limited.rest is not None:
-            rows.append(cls(endpoint="", **_rest(limited.rest)))
-        return rows
+        tail = () if limited.rest is None else (cls(endpoint="", **_rest(limited.rest)),)
+        return ENDPOINT_ROWS.rows(limited.rows, tail)
 
 
 @strawberry.type(description="One source (origin) of calls, e.g. api or crm_integration.")
@@ -193,6 +184,44 @@ class UsageChange:
     )
 
 
+def _name(share: Share) -> str:
+    return str(share.value)
+
+
+# How a listed row of a breakdown is made from its Share, for each kind of row
+# (graphql_schema/record_rows.py: the rows' path completes them from the Share).
+_SHARE_FIELDS: dict[str, Source] = {
+    "calls": "calls",
+    "credits_consumed": "credits",
+    "percent_of_total": _percent,
+    "is_other": constant(False),
+    "other_row_count": constant(None),
+}
+ENDPOINT_ROWS: RowView[Share, EndpointUsage] = RowView(
+    EndpointUsage, {"endpoint": _name, **_SHARE_FIELDS}
+)
+SOURCE_ROWS: RowView[Share, SourceUsage] = RowView(SourceUsage, {"source": _name, **_SHARE_FIELDS})
+
+
+def _bucket_calls(bucket: Bucket) -> int:
+    return bucket.tally.calls
+
+
+def _bucket_credits(bucket: Bucket) -> int:
+    return bucket.tally.credits
+
+
+BUCKET_ROWS: RowView[Bucket, UsageBucket] = RowView(
+    UsageBucket,
+    {
+        "start": "start",
+        "end": "end",
+        "calls": _bucket_calls,
+        "credits_consumed": _bucket_credits,
+    },
+)
+
+
 def _aligned(alignment: ComparisonAlignment | None) -> ComparisonAlignment:
     return ComparisonAlignment.FULL_PERIOD if alignment is None else alignment
 
@@ -237,7 +266,7 @@ class UsageReport:
     )
     async def by_endpoint(
         self, info: Info[Context, None], limit: RowLimit = None
-    ) -> list[EndpointUsage]:
+    ) -> Sequence[EndpointUsage]:
         limited = await usage_resolvers.breakdown(
             info.context, self.scope, Dimension.ENDPOINT, limit=limit
         )
@@ -251,22 +280,12 @@ class UsageReport:
     )
     async def by_source(
         self, info: Info[Context, None], limit: RowLimit = None
-    ) -> list[SourceUsage]:
+    ) -> Sequence[SourceUsage]:
         limited = await usage_resolvers.breakdown(
             info.context, self.scope, Dimension.SOURCE, limit=limit
         )
-        rows = [
-            SourceUsage(
-                source=str(share.value),
-                calls=BigInt(share.calls),
-                credits_consumed=BigInt(share.credits),
-                percent_of_total=_percent(share),
-            )
-            for share in limited.rows
-        ]
-        if limited.rest is not None:
-            rows.append(SourceUsage(source="", **_rest(limited.rest)))
-        return rows
+        tail = () if limited.rest is None else (SourceUsage(source="", **_rest(limited.rest)),)
+        return SOURCE_ROWS.rows(limited.rows, tail)
 
     @strawberry.field(
         description=(
@@ -326,17 +345,8 @@ class UsageReport:
         self,
         info: Info[Context, None],
         granularity: Granularity,
-    ) -> list[UsageBucket]:
-        buckets = await usage_resolvers.series(info.context, self.scope, granularity)
-        return [
-            UsageBucket(
-                start=bucket.start,
-                end=bucket.end,
-                calls=BigInt(bucket.tally.calls),
-                credits_consumed=BigInt(bucket.tally.credits),
-            )
-            for bucket in buckets
-        ]
+    ) -> Sequence[UsageBucket]:
+        return BUCKET_ROWS.rows(await usage_resolvers.series(info.context, self.scope, granularity))
 
     @strawberry.field(
         description=(
