@@ -12,12 +12,15 @@ R36).
 A :class:`QueryPlan` is that walk worked out once, from the document alone, for documents
 whose every selection is plain: no directives anywhere (so which fields are selected does
 not depend on variables), no fragment variables, concrete object types only, no
-introspection, no batched fields (a page of keys keeps ``graphql_schema.batching``), and
-each field either a leaf read as an attribute, or a field with a resolver whose value is a
-leaf, an object, or a list of objects. Running it calls the same resolvers in the same
-order with the same arguments (coerced and converted by the same executor methods:
-``graphql_schema.direct_fields``), checks the same permissions, awaits siblings together as
-graphql-core does, and completes rows as ``graphql_schema.execution`` does.
+introspection, and each field either a leaf read as an attribute, or a field with a
+resolver whose value is a leaf, an object, or a list of objects. Running it calls the same
+resolvers in the same order with the same arguments (coerced and converted by the same
+executor methods: ``graphql_schema.direct_fields``), checks the same permissions, awaits
+siblings together as graphql-core does, and completes rows as ``graphql_schema.execution``
+does. A field with a batch resolver selected on a list's objects (a page of keys' tables)
+is resolved once for the list, on ``graphql_schema.batching``'s terms and through its
+executor's methods (arguments and permissions once, one value per object), then each
+object is completed with its value (bench/PROPOSALS.md, R38).
 
 It answers only when every value completes without a question: any exception, a null for
 a non-null field, a value of an unexpected kind, a refused permission. Then the run is
@@ -30,7 +33,7 @@ answer takes (at most one extra run of the same, already priced, document).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +63,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues
 from graphql.pyutils import Path
 
-from graphql_schema.batching import batch_resolver
+from graphql_schema.batching import BatchExecution, BatchResolver, batch_resolver
 from graphql_schema.direct_fields import DirectExecution, DirectField, direct_field
 from graphql_schema.execution import (
     LISTS,
@@ -107,6 +110,8 @@ class ListOf:
 
     non_null: bool
     item: ObjectOf
+    # the item's fields with a batch resolver: resolved once for the whole list
+    batched: tuple[FieldPlan, ...] = ()
 
 
 Completion = Leaf | ObjectOf | ListOf
@@ -125,6 +130,8 @@ class FieldPlan:
     # field's own ``resolve`` (strawberry's chain: async resolvers, default resolvers)
     direct: DirectField | None
     completion: Completion
+    # its batch resolver (graphql_schema.batching), used when it is selected on a list
+    batch: BatchResolver | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +237,7 @@ class _Planning:
         field: GraphQLField,
         details: list[FieldDetails],
     ) -> FieldPlan:
-        if batch_resolver(field) is not None or field.resolve is None:
+        if field.resolve is None:
             raise _Unplanned
         return FieldPlan(
             response_name,
@@ -240,6 +247,7 @@ class _Planning:
             [d.node for d in details],
             direct_field(self.schema, field),
             self.completion(field.type, details),
+            batch_resolver(field),
         )
 
     def completion(self, type_: Any, details: list[FieldDetails]) -> Completion:
@@ -258,7 +266,9 @@ class _Planning:
             item_type = item_type.of_type
         if not isinstance(item_type, GraphQLObjectType):
             raise _Unplanned
-        return ListOf(non_null, self.sub_object(item_type, item_non_null, details))
+        item = self.sub_object(item_type, item_non_null, details)
+        batched = tuple(field for field in item.fields if field.batch is not None)
+        return ListOf(non_null, item, batched)
 
     def subfields(
         self, type_: GraphQLObjectType, details: list[FieldDetails]
@@ -291,8 +301,14 @@ class PlannedRun:
         return data if isinstance(data, dict) else await data
 
     def object(
-        self, plan: ObjectOf, source: Any, path: Path | None
+        self,
+        plan: ObjectOf,
+        source: Any,
+        path: Path | None,
+        known: dict[str, Any] | None = None,
     ) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """The object's response; ``known``: the values of its batched fields (by
+        response name), which are completed instead of resolved."""
         row = complete_row(plan.leaves, plan.type_, source) if plan.leaves else {}
         if row is None:
             raise Declined
@@ -300,7 +316,10 @@ class PlannedRun:
         failed = False
         for field in plan.fields:
             try:
-                value = self.field(field, source, path)
+                if known is not None and field.response_name in known:
+                    value = self.known(field, known[field.response_name], path)
+                else:
+                    value = self.field(field, source, path)
             except Exception:
                 # Declined: what the fields before it started finishes first (_settled).
                 failed = True
@@ -349,6 +368,12 @@ class PlannedRun:
             return self._awaited(plan.completion, result, info, path)
         return self.complete(plan.completion, result, info, path)
 
+    def known(self, plan: FieldPlan, value: Any, parent: Path | None) -> Any:
+        """A batched field's value, completed as ``field`` completes a resolver's."""
+        path = Path(parent, plan.response_name, plan.parent_type.name)
+        info = self.executor.build_resolve_info(plan.field, plan.nodes, plan.parent_type, path)
+        return self.complete(plan.completion, value, info, path)
+
     async def _awaited(
         self, completion: Completion, result: Awaitable[Any], info: Any, path: Path
     ) -> Any:
@@ -378,6 +403,59 @@ class PlannedRun:
             if completed is None:
                 raise Declined
             return completed
+        if completion.batched and value:
+            return self._batched(completion, value, path, info)
+        return self.objects(item, value, path, info)
+
+    async def _batched(
+        self, completion: ListOf, items: Sequence[Any], path: Path, info: Any
+    ) -> list[Any]:
+        """A list of objects whose batched fields are resolved once for the whole list,
+        on graphql_schema.batching's terms (every permission allows, checked once; one
+        value per object), then completed object by object with those values."""
+        executor = self.executor
+        strawberry_schema = getattr(executor.schema, "_strawberry_schema", None)
+        if (
+            not isinstance(executor, BatchExecution)
+            or strawberry_schema is None
+            or executor.abort_signal is not None
+            or any(item is None for item in items)
+        ):
+            raise Declined
+        item = completion.item
+        arguments = []
+        for field in completion.batched:
+            # The first object's path: the arguments and permissions do not depend on it.
+            first = Path(path.add_key(0, None), field.response_name, item.type_.name)
+            found = executor._arguments(
+                strawberry_schema, item.type_, field.field, field.details, first
+            )
+            if found is None:  # a refusal or an argument error: the usual way reports it
+                raise Declined
+            arguments.append(found)
+        calls: list[tuple[str, Awaitable[Any]]] = [
+            (field.response_name, executor._call(field.batch, items, found))
+            for field, found in zip(completion.batched, arguments, strict=True)
+            if field.batch is not None
+        ]
+        known: list[dict[str, Any]] = [{} for _ in items]
+        for (name, _), values in zip(calls, await _all(calls), strict=True):
+            if len(values) != len(items):
+                raise Declined
+            for index, value in enumerate(values):
+                known[index][name] = value
+        completed = self.objects(item, items, path, info, known)
+        return completed if isinstance(completed, list) else await completed
+
+    def objects(
+        self,
+        item: ObjectOf,
+        value: Sequence[Any],
+        path: Path,
+        info: Any,
+        known: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        """A list of objects, each completed by ``object`` (with its batched values)."""
         items: list[Any] = []
         pending: list[tuple[int, Awaitable[Any]]] = []
         failed = False
@@ -390,7 +468,12 @@ class PlannedRun:
                 continue
             try:
                 _check_type(item.type_, value_item, info)
-                completed_item = self.object(item, value_item, path.add_key(index, None))
+                completed_item = self.object(
+                    item,
+                    value_item,
+                    path.add_key(index, None),
+                    None if known is None else known[index],
+                )
             except Exception:
                 failed = True
                 break

@@ -236,3 +236,29 @@ def count_answers(monkeypatch: Any, owner: type, name: str) -> list[int]:
 
     monkeypatch.setattr(owner, name, counting)
     return answered
+
+
+def known_schema(query: type) -> Any:
+    """A small schema of a test's own, run as the real one is: our ``Schema`` with its
+    known operations (so plain documents are run by their plan) and ``RowExecution``."""
+    from graphql import specified_rules
+
+    from graphql_schema.execution import RowExecution
+    from graphql_schema.known_operations import Checks, KnownOperations
+    from graphql_schema.limits.cost import CostLimits, CostMemo
+    from graphql_schema.schema import Schema
+    from graphql_schema.validation import Validator
+
+    schema = Schema(query=query, execution_context_class=RowExecution)
+    schema.known_operations = KnownOperations(
+        Checks(
+            max_tokens=10_000,
+            parse_cache_size=16,
+            validator=Validator(hide_suggestions=False, maxsize=16),
+            max_cost=1_000_000,
+            cost_limits=CostLimits(max_page_size=100, max_series_points=100, max_steps=10_000),
+            cost_memo=CostMemo(maxsize=16),
+        ),
+        tuple(specified_rules),
+    )
+    return schema

@@ -18,9 +18,13 @@ import pytest
 import strawberry
 from strawberry.permission import BasePermission
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
+import graphql_schema.known_operations as known_operations
+from db.loaders import Loaders
 from graphql_schema.batching import BatchExecution, batch_of
 from graphql_schema.execution import RowExecution
+from graphql_schema.query_plans import PlannedRun
 from tests.factories import (
     STORAGE,
     add_user,
@@ -28,6 +32,7 @@ from tests.factories import (
     count_answers,
     event,
     graphql,
+    known_schema,
     make_ingest_token,
     make_tenant,
     post_events,
@@ -87,14 +92,43 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
 
 @pytest.fixture
 def batches(monkeypatch):
-    """How many values the batched path handed out (0: it was not taken)."""
-    return count_answers(monkeypatch, BatchExecution, "_known")
+    """How often a batched path was taken (0: never): the values the executor's batch
+    handed out, and the lists a document's plan resolved in one batch."""
+    executor = count_answers(monkeypatch, BatchExecution, "_known")
+    plan = [0]
+    batched = PlannedRun._batched
+
+    async def counting(self: PlannedRun, *args: Any) -> Any:
+        answer = await batched(self, *args)  # raises when the plan declines
+        plan[0] += 1
+        return answer
+
+    monkeypatch.setattr(PlannedRun, "_batched", counting)
+
+    class Total:
+        def __getitem__(self, index: int) -> int:
+            return executor[index] + plan[index]
+
+    return Total()
+
+
+# Without batching: neither the executor's batches nor a plan (which batches too).
+ORDINARY = (
+    (BatchExecution, "_batches", lambda *args: None),
+    (known_operations, "_plannable", lambda schema: False),
+)
+# The executor's batches, without a plan.
+UNPLANNED = ((known_operations, "_plannable", lambda schema: False),)
 
 
 async def _both(client, token, query, variables, monkeypatch):  # type: ignore[no-untyped-def]
-    """The answer batched, then without batching."""
-    switch = (BatchExecution, "_batches", lambda *args: None)
-    return await answered_both_ways(client, token, query, variables, monkeypatch, switch)
+    """The answer batched (by the plan where the document has one), then without batching;
+    and the executor's batched answer equals the plan's."""
+    batched, unplanned = await answered_both_ways(
+        client, token, query, variables, monkeypatch, *UNPLANNED
+    )
+    assert repr(batched) == repr(unplanned)
+    return await answered_both_ways(client, token, query, variables, monkeypatch, *ORDINARY)
 
 
 @pytest.fixture(params=STORAGE)
@@ -143,13 +177,22 @@ async def test_a_page_of_keys_answers_as_the_ordinary_path(
 
 async def test_the_page_is_read_through_one_batch(keys, batches, monkeypatch):
     client, _, tenant = keys
-    one_step = count_answers(monkeypatch, RowExecution, "_object")
+    reads = count_answers(monkeypatch, Loaders, "_endpoint_usage_by_key")
     body = (await graphql(client, tenant.token, PAGE)).json()
     nodes = body["data"]["organization"]["apiKeys"]["nodes"]
     assert len(nodes) == 6  # key-0 made no call: it does not exist
-    assert batches[0] == 6
-    assert one_step[0] == 6  # each key and its table completed in one step (R33)
+    assert batches[0] == 1  # the plan: one batch for the page
+    assert reads[0] == 1
     assert {node["id"]: node["endpointUsage"] for node in nodes}["key-old"] == []
+    # Without the plan, graphql-core's walk batches the page the same way.
+    one_step = count_answers(monkeypatch, RowExecution, "_object")
+    with monkeypatch.context() as unplanned:
+        unplanned.setattr(known_operations, "_plannable", lambda schema: False)
+        again = (await graphql(client, tenant.token, PAGE)).json()
+    assert again == body
+    assert batches[0] == 1 + 6
+    assert one_step[0] == 6  # each key and its table completed in one step (R33)
+    assert reads[0] == 2
 
 
 @pytest.mark.parametrize(("plan", "role"), [("PRO", "MEMBER"), ("FREE", "ADMIN")])
@@ -301,6 +344,17 @@ ONE_STEP = {
 }
 
 
+# The documents a plan runs with its lists' batches (no directive; every batch answers).
+PLANNED_BATCHES = {
+    "{ items { n parts { n label } } }",
+    "{ items { parts { label __typename } n } }",
+    "{ items { a: parts { n } n b: parts(times: 2) { label n } } }",
+    "{ items { n parts(times: 0) { n } } }",
+    "{ items { n strictParts { n } } }",
+    "{ items { n parts { n shout } } }",
+}
+
+
 class CountingObjects(RowExecution):
     """Counts the objects completed in one step with their batched lists."""
 
@@ -312,24 +366,50 @@ class CountingObjects(RowExecution):
         return row
 
 
-@pytest.mark.parametrize("execution", [BatchExecution, CountingObjects])
+@pytest.mark.parametrize("execution", [BatchExecution, CountingObjects, PlannedRun])
 @pytest.mark.parametrize(("document", "refused"), SMALL)
-async def test_a_small_schema_answers_as_the_ordinary_path(document, refused, execution):
-    ordinary = strawberry.Schema(query=SmallQuery)
-    batched = strawberry.Schema(query=SmallQuery, execution_context_class=execution)
+async def test_a_small_schema_answers_as_the_ordinary_path(
+    document, refused, execution, monkeypatch
+):
     context = {"allowed": not refused}
     variables = {"t": 3, "w": True}
+    run = {
+        "variable_values": variables,
+        "context_value": context,
+        "allowed_operation_types": {OperationType.QUERY},
+    }
     CALLS.clear()
-    expected = await ordinary.execute(document, variable_values=variables, context_value=context)
+    if execution is PlannedRun:
+        # Our schema, whose plan batches the lists, against itself without any batching.
+        batched = known_schema(SmallQuery)
+        with monkeypatch.context() as off:
+            for owner, attribute, value in ORDINARY:
+                off.setattr(owner, attribute, value)
+            expected = await batched.execute(document, **run)
+    else:
+        batched = strawberry.Schema(query=SmallQuery, execution_context_class=execution)
+        expected = await strawberry.Schema(query=SmallQuery).execute(document, **run)
     CALLS.clear()
     CountingObjects.completed = 0
-    got = await batched.execute(document, variable_values=variables, context_value=context)
+    planned = [0]
+    plan_batch = PlannedRun._batched
+
+    async def counting(self: PlannedRun, *args: Any) -> Any:
+        answer = await plan_batch(self, *args)
+        planned[0] += 1
+        return answer
+
+    monkeypatch.setattr(PlannedRun, "_batched", counting)
+    got = await batched.execute(document, **run)
     assert got.data == expected.data
     # The same values of the same types, and keys in the same order (the JSON answer's).
     assert repr(got.data) == repr(expected.data)
     assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
     if execution is CountingObjects:
         assert CountingObjects.completed == (5 if document in ONE_STEP else 0)
+    if execution is PlannedRun:
+        # Plain documents whose batches answer: the plan resolved each list in one batch.
+        assert planned[0] == (1 if document in PLANNED_BATCHES else 0)
     if document == "{ items { n values } }":
         assert CALLS == ["batch"]  # one call for the list, none per item
     if "odd" in document or "failing" in document:

@@ -19,22 +19,18 @@ from typing import Annotated, Any
 
 import pytest
 import strawberry
-from graphql import specified_rules
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 from strawberry.types.graphql import OperationType
 
 import graphql_schema.known_operations as known_operations
-from graphql_schema.execution import RowExecution
-from graphql_schema.known_operations import Checks, KnownOperations
-from graphql_schema.limits.cost import CostLimits, CostMemo
 from graphql_schema.query_plans import PlannedRun, plan_query
 from graphql_schema.schema import Schema
-from graphql_schema.validation import Validator
 from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
+    known_schema,
     make_tenant,
     tenant_with_daily_calls,
 )
@@ -71,7 +67,7 @@ CASES: list[tuple[str, dict[str, Any], bool, bool]] = [
     (VARIABLES, {"range": {"preset": "LAST_30_DAYS"}, "limit": 0}, False, True),
     (VARIABLES, {"range": {"preset": "NEVER"}}, False, True),  # a variable that won't coerce
     (DIRECTIVE, {"with": True}, False, False),
-    (PAGE, {}, False, False),  # batched tables: graphql_schema.batching's way
+    (PAGE, {}, True, False),  # batched tables: one batch per list, as graphql_schema.batching
     ("{ __typename viewer { name } }", {}, True, False),
     ("{ __schema { queryType { name } } }", {}, False, False),  # introspection
 ]
@@ -205,19 +201,7 @@ SMALL: list[tuple[str, bool]] = [
 
 
 def _small_schema() -> Schema:
-    schema = Schema(query=SmallQuery, execution_context_class=RowExecution)
-    schema.known_operations = KnownOperations(
-        Checks(
-            max_tokens=10_000,
-            parse_cache_size=16,
-            validator=Validator(hide_suggestions=False, maxsize=16),
-            max_cost=1_000_000,
-            cost_limits=CostLimits(max_page_size=100, max_series_points=100, max_steps=10_000),
-            cost_memo=CostMemo(maxsize=16),
-        ),
-        tuple(specified_rules),
-    )
-    return schema
+    return known_schema(SmallQuery)  # type: ignore[no-any-return]
 
 
 async def _batched(keys: list[int]) -> list[int]:
