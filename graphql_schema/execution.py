@@ -220,14 +220,9 @@ def complete_rows(
         if steps is None:
             return None
         records = items.records
-        is_type_of = object_type.is_type_of
-        # The objects ``make`` builds are all of one class: the type check of one of them
-        # (``steps`` made sure it is the type's own class) holds for all.
-        if (
-            records
-            and is_type_of is not None
-            and is_type_of(items.view.make(records[0]), info) is not True
-        ):
+        # The objects ``make`` builds are all of one class (``steps`` made sure it is the
+        # type's own): the type check of one of them holds for all.
+        if records and not items.view.passes_type_check(object_type, records[0], info):
             return None
         rows = []
         for record in records:

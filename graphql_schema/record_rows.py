@@ -61,10 +61,27 @@ class RowView(Generic[R, T]):
         # reading the record, or None: not from this view). Row plans live as long as
         # their document's memo, so the same plan object comes back on every request.
         self._steps: dict[int, tuple[tuple[Any, ...], tuple[Any, ...] | None]] = {}
+        # id of an object type -> (the type, whether its type check passes our objects)
+        self._checked: dict[int, tuple[GraphQLObjectType, bool]] = {}
 
     def make(self, record: R) -> T:
         """The object: the one way a record becomes one."""
         return self.cls(**{name: get(record) for name, get in self._getters.items()})
+
+    def passes_type_check(self, object_type: GraphQLObjectType, record: R, info: Any) -> bool:
+        """Whether the type's ``is_type_of`` (graphql-core asks it of every object of a
+        list) passes the objects ``make`` builds, asked of the one made from ``record``.
+        strawberry's own check depends only on the object's class (``make`` never casts),
+        so its verdict is kept; a type's own ``is_type_of`` is asked once per list."""
+        known = self._checked.get(id(object_type))
+        if known is not None and known[0] is object_type:
+            return known[1]
+        is_type_of = object_type.is_type_of
+        verdict = is_type_of is None or is_type_of(self.make(record), info) is True
+        definition = object_type.extensions.get(DEFINITION)
+        if getattr(definition, "is_type_of", None) is None and len(self._checked) < _STEPS_LIMIT:
+            self._checked[id(object_type)] = (object_type, verdict)
+        return verdict
 
     def rows(self, records: Sequence[R], tail: Sequence[T] = ()) -> RecordRows[R, T]:
         return RecordRows(self, records, tail)

@@ -12,9 +12,11 @@ path of the rows switched off (graphql-core completing each object).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import strawberry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -168,3 +170,34 @@ async def test_documents_answer_the_same_with_and_without_the_records_path(
     assert repr(again) == repr(with_records) == repr(by_graphql_core)
     rows = str(with_records)
     assert "'isOther': True" in rows or query is not REPORT
+
+
+@strawberry.type
+class Picky:
+    n: int
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, Picky) and obj.n >= 0
+
+
+@strawberry.type
+class PickyQuery:
+    @strawberry.field
+    def picky(self) -> list[Picky]:
+        return []
+
+
+def test_a_type_check_of_the_types_own_is_asked_of_every_list() -> None:
+    schema = strawberry.Schema(query=PickyQuery)._schema
+    object_type = schema.type_map["Picky"]
+    plan = (leaf_step("n", object_type.fields["n"]),)
+    view: RowView[SimpleNamespace, Picky] = RowView(Picky, {"n": "n"})
+    assert complete_rows(plan, object_type, view.rows([SimpleNamespace(n=1)]), None) == [{"n": 1}]
+    # The verdict depends on the object here: not kept from the list before.
+    assert complete_rows(plan, object_type, view.rows([SimpleNamespace(n=-1)]), None) is None
+    # strawberry's own check (by class) is kept per type: asked once.
+    endpoint_type = SCHEMA._schema.type_map["EndpointUsage"]
+    row = Share("/v2/a", 1, 2, 50.0)
+    assert ENDPOINT_ROWS.passes_type_check(endpoint_type, row, None)
+    assert ENDPOINT_ROWS._checked[id(endpoint_type)] == (endpoint_type, True)
