@@ -51,6 +51,34 @@ class Loaders:
                 )
         return found
 
+    async def endpoint_usage_of_keys(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
+        """What ``endpoint_usage_by_key.load_many(keys)`` gives, for a page's batch: when
+        the loader holds none of the keys, one read for all of them, without a future, a
+        callback and a scheduled dispatch per key (about 0.4 ms for 50 keys here,
+        bench/PROPOSALS.md R38). The keys are claimed in the loader's cache first, so a
+        load of one of them meanwhile waits for this read, as it would for its batch."""
+        loader = self.endpoint_usage_by_key
+        cache = loader.cache_map
+        if len(set(keys)) != len(keys) or any(cache.get(key) is not None for key in keys):
+            return await loader.load_many(keys)
+        claims = [loader.loop.create_future() for _ in keys]
+        for key, claim in zip(keys, claims, strict=True):
+            cache.set(key, claim)
+        try:
+            values = await self._endpoint_usage_by_key(keys)
+        except Exception as error:
+            for claim in claims:
+                claim.set_exception(error)  # what a load of the key meets, as after a batch
+                claim.exception()  # retrieved: no "never retrieved" warning when unawaited
+            raise
+        except BaseException:  # cancelled: a later load of these keys reads them again
+            for claim in claims:
+                claim.cancel()
+            raise
+        for claim, value in zip(claims, values, strict=True):
+            claim.set_result(value)
+        return values
+
     async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
         # Keys on one page share a range and filter: group by them, one query for each.
         groups: dict[tuple[int, datetime, datetime, Outcomes], list[int]] = defaultdict(list)

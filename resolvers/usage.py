@@ -190,19 +190,21 @@ def _key_range(report: ReportScope, api_key_id: int) -> KeyRangeKey:
 async def endpoint_usage_of_key(
     context: Context, report: ReportScope, *, limit: int | None = None
 ) -> Limited[Share]:
-    """Through the per-request DataLoader, so a page of keys costs one query."""
+    """Through the per-request DataLoader, so a page of keys whose tables are resolved
+    key by key costs one query."""
     assert report.api_key_id is not None
-    [table] = await endpoint_usage_of_keys(context, report, [report.api_key_id], limit=limit)
-    return table
+    rows = row_limit(context, limit)
+    shares = await context.loaders.endpoint_usage_by_key.load(_key_range(report, report.api_key_id))
+    return breakdowns.top(shares, rows)
 
 
 async def endpoint_usage_of_keys(
     context: Context, report: ReportScope, api_key_ids: Sequence[int], *, limit: int | None = None
 ) -> list[Limited[Share]]:
     """:func:`endpoint_usage_of_key` for each of ``api_key_ids`` (``report`` without a
-    key): the same checks, once, and the same DataLoader reads."""
+    key): the same checks, once, and one read for all, shared with the DataLoader."""
     rows = row_limit(context, limit)
-    tables = await context.loaders.endpoint_usage_by_key.load_many(
+    tables = await context.loaders.endpoint_usage_of_keys(
         [_key_range(report, key_id) for key_id in api_key_ids]
     )
     return [breakdowns.top(shares, rows) for shares in tables]

@@ -184,12 +184,9 @@ class UsageChange:
     )
 
 
-def _name(share: Share) -> str:
-    return str(share.value)
-
-
 # How a listed row of a breakdown is made from its Share, for each kind of row
-# (graphql_schema/record_rows.py: the rows' path completes them from the Share).
+# (graphql_schema/record_rows.py: the rows' path completes them from the Share). An
+# endpoint's or a source's name is the Share's value as stored: always text.
 _SHARE_FIELDS: dict[str, Source] = {
     "calls": "calls",
     "credits_consumed": "credits",
@@ -198,9 +195,11 @@ _SHARE_FIELDS: dict[str, Source] = {
     "other_row_count": constant(None),
 }
 ENDPOINT_ROWS: RowView[Share, EndpointUsage] = RowView(
-    EndpointUsage, {"endpoint": _name, **_SHARE_FIELDS}
+    EndpointUsage, {"endpoint": "value", **_SHARE_FIELDS}
 )
-SOURCE_ROWS: RowView[Share, SourceUsage] = RowView(SourceUsage, {"source": _name, **_SHARE_FIELDS})
+SOURCE_ROWS: RowView[Share, SourceUsage] = RowView(
+    SourceUsage, {"source": "value", **_SHARE_FIELDS}
+)
 
 
 def _bucket_calls(bucket: Bucket) -> int:
