@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Integer, Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from db.data_version import bump
+from db.prebuilt import Prebuilt
 from db.tables import api_keys, organizations, users
 from domain.plans import Plan
 from domain.records import ApiKeyRecord, OrganizationRecord, UserRecord
@@ -115,19 +116,45 @@ async def api_keys_by_id(
     return {row.id: ApiKeyRecord(**row._asdict()) for row in rows}
 
 
+# The key statements of every report that names a key (``keyId``) and of every page of
+# keys, built once (bench/PROPOSALS.md, R39): building them per request, and SQLAlchemy's
+# execution around them, cost more than running them.
+_k = api_keys.c
+_FIND_KEY = Prebuilt(
+    select(api_keys).where(
+        _k.organization_id == bindparam("organization_id"),
+        _k.external_id == bindparam("external_id"),
+    )
+)
+
+
+def _page_statement(include_revoked: bool, after: bool) -> Prebuilt:
+    condition = [_k.organization_id == bindparam("organization_id")]
+    if not include_revoked:
+        condition.append(_k.revoked_at.is_(None))
+    if after:
+        condition.append(_k.id > bindparam("after_id"))
+    return Prebuilt(
+        select(api_keys).where(*condition).order_by(_k.id).limit(bindparam("limit", type_=Integer))
+    )
+
+
+# (include_revoked, after a cursor) -> the page's statement
+_PAGES = {
+    (include_revoked, after): _page_statement(include_revoked, after)
+    for include_revoked in (False, True)
+    for after in (False, True)
+}
+
+
 async def find_api_key(
     conn: AsyncConnection, *, organization_id: int, external_id: str
 ) -> ApiKeyRecord | None:
     """A key of this organization by the id the platform gave it; None for any other."""
-    k = api_keys.c
-    row = (
-        await conn.execute(
-            select(api_keys).where(
-                k.organization_id == organization_id, k.external_id == external_id
-            )
-        )
-    ).first()
-    return None if row is None else ApiKeyRecord(**row._asdict())
+    rows = await _FIND_KEY.rows(
+        conn, {"organization_id": organization_id, "external_id": external_id}
+    )
+    return ApiKeyRecord(**rows[0]) if rows else None
 
 
 async def list_api_keys(
@@ -139,14 +166,12 @@ async def list_api_keys(
     include_revoked: bool,
 ) -> tuple[list[ApiKeyRecord], bool]:
     """One page of keys in creation order, and whether more follow."""
-    k = api_keys.c
-    condition = _listed(organization_id, include_revoked)
+    statement = _PAGES[(include_revoked, after_id is not None)]
+    parameters: dict[str, Any] = {"organization_id": organization_id, "limit": first + 1}
     if after_id is not None:
-        condition.append(k.id > after_id)
-    rows = (
-        await conn.execute(select(api_keys).where(*condition).order_by(k.id).limit(first + 1))
-    ).all()
-    keys = [ApiKeyRecord(**row._asdict()) for row in rows[:first]]
+        parameters["after_id"] = after_id
+    rows = await statement.rows(conn, parameters)
+    keys = [ApiKeyRecord(**row) for row in rows[:first]]
     return keys, len(rows) > first
 
 
