@@ -26,7 +26,7 @@ declines sends the whole page to the usual path (bench/PROPOSALS.md, R33).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import isfinite
 from typing import Any
@@ -210,11 +210,18 @@ def complete_row(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> dic
 
 
 def complete_rows(
-    plan: Plan, object_type: GraphQLObjectType, items: Sequence[Any], info: Any
+    plan: Plan,
+    object_type: GraphQLObjectType,
+    items: Sequence[Any],
+    info: Any,
+    row_of: Callable[[Plan, GraphQLObjectType, Any], dict[str, Any] | None] | None = None,
 ) -> list[dict[str, Any]] | None:
     """Each object of a list completed at once by ``plan``, or None when graphql-core must
     complete the list (a null item, a row ``complete_row`` declines, a type check that is
-    not plainly true). Records of a :class:`RecordRows` are completed from the record."""
+    not plainly true). Records of a :class:`RecordRows` are completed from the record.
+    ``row_of``: how one row is completed (``complete_row``; an executor's own ``_row``)."""
+    if row_of is None:
+        row_of = complete_row
     if type(items) is RecordRows:
         steps = items.view.steps(plan, object_type)
         if steps is None:
@@ -226,11 +233,11 @@ def complete_rows(
             return None
         rows = []
         for record in records:
-            row = complete_row(steps, object_type, record)
+            row = row_of(steps, object_type, record)
             if row is None:
                 return None
             rows.append(row)
-        tail = complete_rows(plan, object_type, items.tail, info)
+        tail = complete_rows(plan, object_type, items.tail, info, row_of)
         if tail is None:
             return None
         rows.extend(tail)
@@ -242,7 +249,7 @@ def complete_rows(
             return None
         if is_type_of is not None and is_type_of(item, info) is not True:
             return None  # False (an error) or awaitable: the usual path decides
-        row = complete_row(plan, object_type, item)
+        row = row_of(plan, object_type, item)
         if row is None:
             return None
         rows.append(row)
@@ -336,7 +343,7 @@ class RowExecution(BatchExecution):
                     return None
                 rows.append(row)
             return rows
-        return complete_rows(plan, object_type, items, info)
+        return complete_rows(plan, object_type, items, info, self._row)
 
     def _object(
         self,
