@@ -238,6 +238,23 @@ def count_answers(monkeypatch: Any, owner: type, name: str) -> list[int]:
     return answered
 
 
+async def client_and_daily_tenant(
+    uncached: tuple[httpx.AsyncClient, AsyncEngine],
+    storage: str,
+    *,
+    now: datetime,
+    timezone: str,
+    days: int,
+    hours_before: int,
+) -> tuple[httpx.AsyncClient, Tenant]:
+    """The ``uncached`` fixture's client, and a tenant of ``tenant_with_daily_calls``."""
+    client, engine = uncached
+    tenant = await tenant_with_daily_calls(
+        client, engine, storage, now=now, timezone=timezone, days=days, hours_before=hours_before
+    )
+    return client, tenant
+
+
 def known_schema(query: type) -> Any:
     """A small schema of a test's own, run as the real one is: our ``Schema`` with its
     known operations (so plain documents are run by their plan) and ``RowExecution``."""

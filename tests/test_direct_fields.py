@@ -28,10 +28,10 @@ from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
+    client_and_daily_tenant,
     count_answers,
     graphql,
     make_tenant,
-    tenant_with_daily_calls,
 )
 
 TABLE = "endpoint calls creditsConsumed percentOfTotal isOther"
@@ -100,17 +100,9 @@ async def _both(client, token, query, variables, monkeypatch):  # type: ignore[n
 
 @pytest.fixture(params=STORAGE)
 async def tenant(request, uncached, clock):  # type: ignore[no-untyped-def]
-    client, engine = uncached
-    tenant = await tenant_with_daily_calls(
-        client,
-        engine,
-        request.param,
-        now=clock(),
-        timezone="Europe/Berlin",
-        days=40,
-        hours_before=1,
+    return await client_and_daily_tenant(
+        uncached, request.param, now=clock(), timezone="Europe/Berlin", days=40, hours_before=1
     )
-    return client, tenant
 
 
 @pytest.mark.parametrize(("query", "variables", "failing"), CASES)

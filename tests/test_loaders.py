@@ -60,6 +60,15 @@ async def _loaders(engine: Any) -> tuple[RequestDatabase, CountedLoaders]:
     return db, CountedLoaders(db)
 
 
+async def _held_read(loaders: CountedLoaders, keys: list[KeyRangeKey]) -> asyncio.Future[Any]:
+    """A page's read of ``keys``, claimed and held at the gate until it is opened."""
+    loaders.gate = asyncio.Event()
+    read = asyncio.ensure_future(loaders.endpoint_usage_of_keys(keys))
+    await asyncio.sleep(0)
+    assert loaders.reads == [keys]  # claimed and reading
+    return read
+
+
 async def test_one_read_gives_what_load_many_gives(page):
     engine, keys = page
     db, loaders = await _loaders(engine)
@@ -82,12 +91,10 @@ async def test_loads_during_the_read_wait_for_it(page):
     engine, keys = page
     db, loaders = await _loaders(engine)
     try:
-        loaders.gate = asyncio.Event()
-        read = asyncio.ensure_future(loaders.endpoint_usage_of_keys(keys))
-        await asyncio.sleep(0)
-        assert loaders.reads == [keys]  # claimed and reading
+        read = await _held_read(loaders, keys)
         during = asyncio.ensure_future(loaders.endpoint_usage_by_key.load(keys[2]))
         page_again = asyncio.ensure_future(loaders.endpoint_usage_of_keys(keys[:2]))
+        assert loaders.gate is not None
         loaders.gate.set()
         tables = await read
         assert await during == tables[2]
@@ -128,9 +135,7 @@ async def test_a_cancelled_read_leaves_the_keys_to_read_again(page):
     engine, keys = page
     db, loaders = await _loaders(engine)
     try:
-        loaders.gate = asyncio.Event()
-        read = asyncio.ensure_future(loaders.endpoint_usage_of_keys(keys))
-        await asyncio.sleep(0)
+        read = await _held_read(loaders, keys)
         read.cancel()
         with pytest.raises(asyncio.CancelledError):
             await read

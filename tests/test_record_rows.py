@@ -36,7 +36,7 @@ from graphql_schema.types.usage import (
     UsageBucket,
 )
 from resolvers.usage import Bucket
-from tests.factories import STORAGE, answered_both_ways, tenant_with_daily_calls
+from tests.factories import STORAGE, answered_both_ways, client_and_daily_tenant
 
 SCHEMA = build_schema(Settings())
 VIEWS: list[tuple[RowView[Any, Any], type]] = [
@@ -119,17 +119,9 @@ DOCUMENTS = [(REPORT, {}), (KEYS, {}), (DIRECTIVE, {"with": True})]
 
 @pytest.fixture(params=STORAGE)
 async def tenant(request, uncached, clock):  # type: ignore[no-untyped-def]
-    client, engine = uncached
-    tenant = await tenant_with_daily_calls(
-        client,
-        engine,
-        request.param,
-        now=clock(),
-        timezone="America/Santiago",
-        days=60,
-        hours_before=5,
+    return await client_and_daily_tenant(
+        uncached, request.param, now=clock(), timezone="America/Santiago", days=60, hours_before=5
     )
-    return client, tenant
 
 
 @pytest.fixture
