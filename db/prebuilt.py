@@ -18,7 +18,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.session import DriverConnection, DriverStatement
-from db.types import UTCDateTime, utc_instant
+from db.types import instant_columns, with_utc_instants
 
 
 class Prebuilt:
@@ -27,11 +27,7 @@ class Prebuilt:
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self.driver = DriverStatement.of(statement)
-        self.instants = tuple(
-            column.name
-            for column in statement.selected_columns
-            if isinstance(column.type, UTCDateTime)
-        )
+        self.instants = instant_columns(statement)
 
     async def rows(
         self, conn: AsyncConnection, parameters: Mapping[str, Any]
@@ -42,10 +38,4 @@ class Prebuilt:
             return [dict(row._mapping) for row in result]
         driver = DriverConnection(await conn.get_raw_connection())
         records = await driver.fetch(self.driver.sql, *self.driver.values(parameters))
-        rows = []
-        for record in records:
-            row = dict(record.items())
-            for name in self.instants:
-                row[name] = utc_instant(row[name])
-            rows.append(row)
-        return rows
+        return [with_utc_instants(record, self.instants) for record in records]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -45,3 +46,19 @@ def utc_instant(value: object) -> datetime | None:
     if instant.tzinfo is None:
         return instant.replace(tzinfo=UTC)
     return instant.astimezone(UTC)
+
+
+def instant_columns(statement: Select[Any]) -> tuple[str, ...]:
+    """The names of ``statement``'s ``UTCDateTime`` columns: the only ones whose values a
+    driver hands over unprocessed that need processing (integers and text need none)."""
+    return tuple(
+        column.name for column in statement.selected_columns if isinstance(column.type, UTCDateTime)
+    )
+
+
+def with_utc_instants(record: Mapping[str, Any], instants: tuple[str, ...]) -> dict[str, Any]:
+    """A driver's row as SQLAlchemy's execution gives it: ``instants`` made aware UTC."""
+    row = dict(record.items())
+    for name in instants:
+        row[name] = utc_instant(row[name])
+    return row

@@ -111,7 +111,7 @@ class ListOf:
     non_null: bool
     item: ObjectOf
     # the item's fields with a batch resolver: resolved once for the whole list
-    batched: tuple[FieldPlan, ...] = ()
+    batched: tuple[FieldPlan, ...]
 
 
 Completion = Leaf | ObjectOf | ListOf

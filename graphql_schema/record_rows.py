@@ -19,6 +19,7 @@ iterates the list and gets the objects ``make`` builds.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Generic, TypeVar, overload
 
 from graphql import GraphQLObjectType
@@ -54,7 +55,7 @@ class RowView(Generic[R, T]):
         self.cls = cls
         self.fields = dict(fields)
         self._getters = {
-            name: (source if callable(source) else _attribute(source))
+            name: (source if callable(source) else attrgetter(source))
             for name, source in self.fields.items()
         }
         # id of a row plan -> (the plan, kept so its id stays its own; the same steps
@@ -107,9 +108,10 @@ class RowView(Generic[R, T]):
         if getattr(definition, "origin", None) is not self.cls:
             return None
         steps = []
-        for response_name, resolve, attribute, leaf, non_null, unchanged in plan:
+        for step in plan:
+            response_name, resolve, attribute, leaf, non_null, unchanged = step
             if leaf is None:  # __typename
-                steps.append((response_name, resolve, attribute, leaf, non_null, unchanged))
+                steps.append(step)
                 continue
             source = self.fields.get(attribute)
             # strawberry's default resolver is getattr unless the schema configures another
@@ -120,10 +122,6 @@ class RowView(Generic[R, T]):
             else:
                 steps.append((response_name, _apply, source, leaf, non_null, unchanged))
         return tuple(steps)
-
-
-def _attribute(name: str) -> Callable[[Any], Any]:
-    return lambda record: getattr(record, name)
 
 
 class RecordRows(Sequence[T], Generic[R, T]):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Integer, Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 
 from db.data_version import bump
 from db.prebuilt import Prebuilt
@@ -116,6 +117,18 @@ async def api_keys_by_id(
     return {row.id: ApiKeyRecord(**row._asdict()) for row in rows}
 
 
+def _listed(
+    organization_id: int | BindParameter[Any], include_revoked: bool
+) -> list[ColumnElement[bool]]:
+    """The keys a page lists (and its total counts): the organization's, active unless
+    ``include_revoked``."""
+    k = api_keys.c
+    condition: list[ColumnElement[bool]] = [k.organization_id == organization_id]
+    if not include_revoked:
+        condition.append(k.revoked_at.is_(None))
+    return condition
+
+
 # The key statements of every report that names a key (``keyId``) and of every page of
 # keys, built once (bench/PROPOSALS.md, R39): building them per request, and SQLAlchemy's
 # execution around them, cost more than running them.
@@ -129,9 +142,7 @@ _FIND_KEY = Prebuilt(
 
 
 def _page_statement(include_revoked: bool, after: bool) -> Prebuilt:
-    condition = [_k.organization_id == bindparam("organization_id")]
-    if not include_revoked:
-        condition.append(_k.revoked_at.is_(None))
+    condition = _listed(bindparam("organization_id"), include_revoked)
     if after:
         condition.append(_k.id > bindparam("after_id"))
     return Prebuilt(
@@ -183,11 +194,3 @@ async def count_api_keys(
     statement = select(func.count()).select_from(api_keys)
     statement = statement.where(*_listed(organization_id, include_revoked))
     return int((await conn.execute(statement)).scalar_one())
-
-
-def _listed(organization_id: int, include_revoked: bool) -> list[ColumnElement[bool]]:
-    k = api_keys.c
-    condition: list[ColumnElement[bool]] = [k.organization_id == organization_id]
-    if not include_revoked:
-        condition.append(k.revoked_at.is_(None))
-    return condition

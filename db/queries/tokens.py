@@ -19,7 +19,7 @@ from db.loop_reads import LoopConnection
 from db.queries.directory import organization_record, user_record
 from db.session import DriverConnection, DriverStatement, StatementConnection
 from db.tables import access_tokens, organizations, users
-from db.types import UTCDateTime, utc_instant
+from db.types import instant_columns, with_utc_instants
 from domain.records import OrganizationRecord, UserRecord
 from domain.scopes import TokenScope
 
@@ -125,9 +125,7 @@ def _driver_statement(dialect: Dialect | None = None) -> DriverStatement:
 _PRINCIPAL_SQL = _driver_statement()
 _PRINCIPAL_SQLITE = _driver_statement(SQLiteDialect_pysqlite())
 # The statement's instants, the only columns whose values the driver paths process.
-_INSTANTS = tuple(
-    column.name for column in _PRINCIPAL.selected_columns if isinstance(column.type, UTCDateTime)
-)
+_INSTANTS = instant_columns(_PRINCIPAL)
 
 
 async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str, Any] | None:
@@ -156,10 +154,7 @@ async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str,
         record = await driver.fetchrow(_PRINCIPAL_SQL.sql, digest)
     if record is None:
         return None
-    fields = dict(record.items())
-    for name in _INSTANTS:
-        fields[name] = utc_instant(fields[name])
-    return fields
+    return with_utc_instants(record, _INSTANTS)
 
 
 async def authenticate(
