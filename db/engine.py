@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -38,6 +40,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 # larger bound only keeps the log from growing without end when no folder runs (the CLI,
 # an idle ``serve``). Measured in bench/PROPOSALS.md, I9.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+BUSY_TIMEOUT_MS = 30_000
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -48,10 +51,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -59,6 +62,26 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Put the file in WAL mode (a no-op once it is: the mode is stored in the file).
+
+    Switching a fresh file takes an exclusive lock, and SQLite answers "database is locked"
+    at once, without its busy handler, to a connection that meets another one switching:
+    a server starting on a new file opens several together (the folder, the webhook
+    dispatcher, the first request), and one of them failed now and then (a /readyz 503).
+    So wait here as the busy timeout would. This runs on the driver's own thread.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _retryable(error: DBAPIError) -> bool:
