@@ -103,8 +103,9 @@ class Database:
 
     async def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         if self.sqlite:
-            async with conn.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            # One thread crossing (execute, rows, close in aiosqlite's thread), as
+            # creditlens's reads since R40 (db/sqlite_driver.py).
+            return list(await conn.execute_fetchall(sql, params))
         return list(await conn.fetch(sql, *params))
 
     def instant(self, at: datetime) -> Any:

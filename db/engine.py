@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from db.sqlite_driver import begin_deferred
+
 T = TypeVar("T")
 WRITE_ATTEMPTS = 5
 # PostgreSQL: deadlock, serialization failure. SQLite: busy past its timeout.
@@ -61,7 +63,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "DEFERRED":
+            # A read's snapshot: on the driver in one thread crossing instead of the three
+            # of SQLAlchemy's execution (bench/PROPOSALS.md, R40). A deferred BEGIN takes no
+            # lock, so it cannot meet another writer; a driver error is still SQLAlchemy's.
+            begin_deferred(conn.connection.driver_connection)
+        else:
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _enter_wal(cursor: Any) -> None:

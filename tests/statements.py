@@ -1,8 +1,8 @@
 """The statements a block of code sends to the database, whichever way it sends them.
 
-SQLAlchemy's ``before_cursor_execute`` sees what goes through SQLAlchemy; on PostgreSQL a
-report's rollup statement goes to the driver's connection instead (``db.queries.usage``,
-bench/PROPOSALS.md R28), so it is recorded where it is sent.
+SQLAlchemy's ``before_cursor_execute`` sees what goes through SQLAlchemy; a report's rollup
+statement goes to the driver's connection instead (``db.queries.usage``; PostgreSQL
+bench/PROPOSALS.md R28, SQLite R40), so it is recorded where it is sent.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ def recorded(engine: AsyncEngine) -> Iterator[list[str]]:
     sent = usage._rollup_rows
 
     async def rollup_rows(conn: AsyncConnection, query: Any, pieces: list[grains.Piece]) -> Any:
+        # Both run on the driver's connection, past SQLAlchemy's events.
         if conn.dialect.name == "postgresql":
             _, _, shape = usage._rollup_statement(query, pieces, arrays=True)
             statements.append(usage._driver_sql(shape).sql)
+        else:
+            _, parameters, shape = usage._rollup_statement(query, pieces)
+            statements.append(usage._sqlite_statement(shape).form(parameters).sql)
         return await sent(conn, query, pieces)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)

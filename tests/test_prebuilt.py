@@ -1,6 +1,6 @@
 """Key statements built once (``db.prebuilt``) give exactly what SQLAlchemy's execution of
 the same select gives: every column, instants aware and in UTC, nulls as nulls, on both
-databases (on PostgreSQL they run on the driver's connection)."""
+databases (they run on the driver's connection: asyncpg's, or aiosqlite's)."""
 
 from __future__ import annotations
 
