@@ -31,10 +31,10 @@ def recorded(engine: AsyncEngine) -> Iterator[list[str]]:
     async def rollup_rows(conn: AsyncConnection, query: Any, pieces: list[grains.Piece]) -> Any:
         # Both run on the driver's connection, past SQLAlchemy's events.
         if conn.dialect.name == "postgresql":
-            _, _, shape = usage._rollup_statement(query, pieces, arrays=True)
+            shape, _ = usage._rollup_call(query, pieces, arrays=True)
             statements.append(usage._driver_sql(shape).sql)
         else:
-            _, parameters, shape = usage._rollup_statement(query, pieces)
+            shape, parameters = usage._rollup_call(query, pieces)
             statements.append(usage._sqlite_statement(shape).form(parameters).sql)
         return await sent(conn, query, pieces)
 

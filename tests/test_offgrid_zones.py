@@ -206,8 +206,8 @@ def test_on_postgresql_a_series_is_one_statement_whatever_its_periods(days: int)
     edges = period_edges(end - timedelta(days=days), end, Granularity.DAY, zone)
     pieces = [piece for piece in usage._pieces_for(edges) if piece.grain]
     query = usage._Query(1, Dimension.ENDPOINT, None, None, False, True, False)
-    _, parameters, shape = usage._rollup_statement(query, pieces, arrays=True)
-    _, _, week = usage._rollup_statement(
+    shape, parameters = usage._rollup_call(query, pieces, arrays=True)
+    week, _ = usage._rollup_call(
         query,
         [p for p in usage._pieces_for(edges[:8]) if p.grain],
         arrays=True,
@@ -217,10 +217,10 @@ def test_on_postgresql_a_series_is_one_statement_whatever_its_periods(days: int)
     assert usage._driver_sql(shape).sql.count("UNION ALL") == len(shape.grains)
     ranges = sum(len(parameters[f"lows_{grain}"]) for grain in shape.grains)
     assert ranges == len(pieces) > days  # every range is bound, none dropped
-    _, _, per_piece = usage._rollup_statement(query, pieces, arrays=False)
+    per_piece, _ = usage._rollup_call(query, pieces, arrays=False)
     assert len(per_piece.grains) == len(pieces)
     # A read of a few ranges (a 30-day table) keeps a branch per range, the cheapest there.
-    _, _, table = usage._rollup_statement(query, pieces[:3], arrays=True)
+    table, _ = usage._rollup_call(query, pieces[:3], arrays=True)
     assert not table.ranges
     assert len(table.grains) == 3
 

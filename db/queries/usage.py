@@ -288,7 +288,7 @@ class _Outcomes(Enum):
 async def _rollup_rows(
     conn: AsyncConnection, query: _Query, pieces: list[grains.Piece]
 ) -> Sequence[tuple[Any, ...]]:
-    """(key, bucket, value, calls, credits) of ``_rollup_statement``.
+    """(key, bucket, value, calls, credits) of the rollup statement of ``pieces``.
 
     On PostgreSQL on the driver's connection, the statement compiled once per shape: nearly
     every report runs this statement, and SQLAlchemy's execution of it (cache key, bind and
@@ -299,7 +299,7 @@ async def _rollup_rows(
     and text.
     """
     postgres = conn.dialect.name == "postgresql"
-    _, parameters, shape = _rollup_statement(query, pieces, arrays=postgres)
+    shape, parameters = _rollup_call(query, pieces, arrays=postgres)
     if not postgres:
         return await _sqlite_statement(shape).rows(conn, parameters)
     compiled = _driver_sql(shape)
@@ -320,10 +320,11 @@ def _sqlite_statement(shape: _Shape) -> SQLiteStatement:
     return SQLiteStatement(_rollup_shape(shape))
 
 
-def _rollup_statement(
+def _rollup_call(
     query: _Query, pieces: list[grains.Piece], *, arrays: bool = False
-) -> tuple[Select[Any], dict[str, Any], _Shape]:
-    """The rollup rows and the tail of ``pieces``, and the values of its parameters.
+) -> tuple[_Shape, dict[str, Any]]:
+    """The shape of the statement that reads the rollup rows and the tail of ``pieces``
+    (``_rollup_shape``), and the values of its parameters.
 
     The statement is built once per shape (dimension, the pieces' grains, the number of tail
     spans, whether keys and outcomes are filtered, the grouping) with every value of a
@@ -366,7 +367,7 @@ def _rollup_statement(
         parameters["keys"] = query.keys
     if query.outcomes is not None:
         parameters["outcomes"] = query.outcomes
-    return _rollup_shape(shape), parameters, shape
+    return shape, parameters
 
 
 @dataclass(frozen=True, slots=True)
