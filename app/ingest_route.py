@@ -19,6 +19,7 @@ from app.settings import Settings
 from db.folding import wait_for_tail
 from db.ingestion import IngestRejected, IngestResult, ingest, validate_events
 from db.ingestion.decoding import MalformedJson, decode
+from db.session import RequestDatabase
 from domain.clock import Clock
 from domain.errors import CreditLensError, RequestTimeout, Unavailable
 from domain.scopes import TokenScope
@@ -208,10 +209,17 @@ class IngestRoute:
             raise self._auth_refusal(refused) from refused
 
     async def _store(self, request: Request, token: str, body: bytes) -> IngestResult:
+        # The token statement on the cheapest connection for one statement, as /graphql's:
+        # the worker's statement line (PostgreSQL) or the loop's reader (SQLite), not a
+        # pooled connection in a read transaction (on SQLite six crossings to aiosqlite's
+        # thread of a batch's ~47; bench/PROPOSALS.md R40).
+        db = RequestDatabase(self.engine)
         try:
-            principal = await self.authenticator.principal(request, token, self.engine.connect)
+            principal = await self.authenticator.principal(request, token, db.statement_connection)
         except AuthRefused as refused:
             raise self._auth_refusal(refused) from refused
+        finally:
+            await db.close()
         if principal.scope != TokenScope.INGEST:
             raise _error(
                 403,

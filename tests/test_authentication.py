@@ -106,6 +106,20 @@ async def test_a_revoked_ingest_token_stops_ingesting_at_once(client, engine, cl
     assert response.json()["error"] == "unauthenticated"
 
 
+async def test_a_batch_looks_its_token_up_where_graphql_does(client, engine, clock, ingest):
+    """Off SQLAlchemy's pooled execution: on the worker's statement line (PostgreSQL) or the
+    loop's reader (SQLite; through SQLAlchemy it cost six crossings to aiosqlite's thread)."""
+    from tests.factories import event, post_events
+    from tests.statements import recorded
+
+    tenant = await make_tenant(engine, now=clock())
+    with recorded(engine) as statements:
+        response = await post_events(client, ingest, [event(tenant.slug, clock())])
+    assert response.status_code == 200
+    assert any("usage_events" in statement for statement in statements)  # the batch's writes
+    assert not [statement for statement in statements if "access_tokens" in statement]
+
+
 async def test_an_expired_token_cannot_ingest(client, engine, clock):
     from db.queries.tokens import create_token
     from tests.factories import PEPPER, event, post_events
