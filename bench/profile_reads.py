@@ -220,6 +220,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if driver.status != 200 or b'"errors"' in driver.body:
         raise SystemExit(f"{args.app} {args.scenario}: {driver.status} {driver.body[:300]!r}")
     profiler = cProfile.Profile() if args.cprofile else None
+    crossings = _count_crossings() if args.crossings else None
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu, wall = time.process_time(), time.perf_counter()
     if profiler:
@@ -230,6 +231,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         profiler.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_SELF)
+    counted = dict(crossings) if crossings is not None else None
     stop.set()
     await task
     if args.dump:
@@ -251,6 +253,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "response_bytes": len(driver.body),
         "load": round(os.getloadavg()[0], 2),
     }
+    if counted is not None:
+        # Calls handed to aiosqlite's thread (each a wake-up of the thread and of the loop),
+        # by what was called: bench/PROPOSALS.md R40.
+        result["driver_thread_crossings_per_request"] = round(sum(counted.values()) / args.count, 2)
+        result["driver_thread_crossings_by_call"] = {
+            name: round(number / args.count, 2)
+            for name, number in sorted(counted.items(), key=lambda item: -item[1])
+        }
     if profiler:
         stats = pstats.Stats(profiler)
         layers: dict[str, float] = defaultdict(float)
@@ -268,6 +278,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.top:
             stats.sort_stats(args.sort).print_stats(args.top)
     return result
+
+
+def _count_crossings() -> defaultdict[str, int]:
+    """Count, from now on, the calls aiosqlite hands to its connection's thread, by the
+    function called (and a statement's first words)."""
+    import aiosqlite.core
+
+    counts: defaultdict[str, int] = defaultdict(int)
+    handed = aiosqlite.core.Connection._execute
+
+    async def _execute(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        if args and isinstance(args[0], str):
+            name += ": " + " ".join(args[0].split()[:3])
+        counts[name] += 1
+        return await handed(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = _execute  # type: ignore[method-assign]
+    return counts
 
 
 def instructions(argv: list[str], count: int) -> float:
@@ -310,6 +339,11 @@ def main() -> None:
         "--live-clock",
         action="store_true",
         help="the system clock instead of 'now' pinned at the dataset's load time",
+    )
+    parser.add_argument(
+        "--crossings",
+        action="store_true",
+        help="count the calls handed to aiosqlite's thread per request (SQLite)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--dump", help="write the last answer's body to this file")
