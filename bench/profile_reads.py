@@ -2,6 +2,7 @@
 
     python bench/profile_reads.py --dataset postgres-1m --app graphql --scenario a-all --count 500
     python bench/profile_reads.py ... --cprofile          # attribution by layer (tottime)
+    python bench/profile_reads.py ... --crossings         # calls handed to aiosqlite's thread
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
         python bench/profile_reads.py ... --count 200       # instructions (load-independent)
 
