@@ -39,7 +39,7 @@ class Prebuilt:
         if conn.dialect.name != "postgresql":
             columns = self.sqlite.columns
             return [
-                with_utc_instants(dict(zip(columns, row, strict=True)), self.instants)
+                with_utc_instants(zip(columns, row, strict=True), self.instants)
                 for row in await self.sqlite.rows(conn, parameters)
             ]
         driver = DriverConnection(await conn.get_raw_connection())

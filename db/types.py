@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,9 +56,12 @@ def instant_columns(statement: Select[Any]) -> tuple[str, ...]:
     )
 
 
-def with_utc_instants(record: Mapping[str, Any], instants: tuple[str, ...]) -> dict[str, Any]:
-    """A driver's row as SQLAlchemy's execution gives it: ``instants`` made aware UTC."""
-    row = dict(record.items())
+def with_utc_instants(
+    record: Mapping[str, Any] | Iterable[tuple[str, Any]], instants: tuple[str, ...]
+) -> dict[str, Any]:
+    """A driver's row (a record by column name, or its (name, value) pairs) as SQLAlchemy's
+    execution gives it: ``instants`` made aware UTC."""
+    row = dict(record)
     for name in instants:
         row[name] = utc_instant(row[name])
     return row
