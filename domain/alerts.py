@@ -206,13 +206,22 @@ class RetryPolicy:
     period: timedelta
 
     def next_attempt(
-        self, *, attempts: int, created_at: datetime, now: datetime, jitter: float
+        self,
+        *,
+        attempts: int,
+        created_at: datetime,
+        now: datetime,
+        jitter: float,
+        attempted_at: datetime | None = None,
     ) -> datetime | None:
         """When to try again after ``attempts`` failed attempts; None: give up.
 
-        ``jitter`` is a number in [0, 1) from the caller's random source.
+        ``jitter`` is a number in [0, 1) from the caller's random source. ``attempted_at``:
+        when the failed attempt was made (``now`` when not given); it, not the moment its
+        failure is known, decides whether the period has passed, so an attempt begun before
+        the period's end that fails after it is retried.
         """
-        if now - created_at >= self.period:
+        if (attempted_at or now) - created_at >= self.period:
             return None
         exponent = min(attempts - 1, 62)  # past the cap long before; keeps the float finite
         delay = min(self.cap.total_seconds(), self.base.total_seconds() * 2.0**exponent)

@@ -217,6 +217,26 @@ def test_retries_go_on_for_at_least_a_day_then_stop(jitter):
     assert sum(delays, timedelta()) <= timedelta(hours=26)
 
 
+def test_an_attempt_made_before_the_period_ends_is_retried_even_if_it_fails_after():
+    created = datetime(2027, 1, 1, tzinfo=UTC)
+    made, failed = (
+        created + timedelta(hours=23, minutes=59),
+        created + timedelta(hours=24, seconds=5),
+    )
+    following = POLICY.next_attempt(
+        attempts=9, created_at=created, now=failed, jitter=0.5, attempted_at=made
+    )
+    assert following is not None
+    assert following > failed
+    last = created + timedelta(hours=24)
+    assert (
+        POLICY.next_attempt(
+            attempts=10, created_at=created, now=failed, jitter=0.5, attempted_at=last
+        )
+        is None
+    )
+
+
 def test_the_webhook_body_has_the_designed_fields():
     key = ApiKeyRecord(7, 7, "key-a", "Production", datetime(2026, 1, 1, tzinfo=UTC), None, None)
     org = organization("Europe/Berlin", allowance=2000)

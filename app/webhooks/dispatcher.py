@@ -222,6 +222,7 @@ class Dispatcher:
             created_at=message.created_at,
             now=self.clock(),
             jitter=self.random.random(),
+            attempted_at=message.attempted_at,
         )
         log.warning(
             "webhook attempt %d of %s failed: %s%s",

@@ -37,6 +37,7 @@ class ClaimedMessage:
     payload: str
     attempts: int  # including the attempt this claim starts
     created_at: datetime
+    attempted_at: datetime  # when this claim's attempt was made (its ``last_attempt_at``)
     webhook_url: str
     sealed_secret: str
     claim: str
@@ -104,6 +105,7 @@ async def claim_due(
             payload=row.payload,
             attempts=row.attempts,
             created_at=row.created_at,
+            attempted_at=now,
             webhook_url=targets[row.alert_id][0],
             sealed_secret=targets[row.alert_id][1],
             claim=claim,
