@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import writing
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
+from db.pooled import driver_connection, pooled_connection
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME
 from domain.dimensions import Dimension
 
@@ -384,8 +385,7 @@ async def _fold_sqlite(engine: AsyncEngine, limit: int) -> Folded:
         # The fold has committed: a checkpoint that fails (the file busy past reason) is left
         # to the next fold, or to a commit past the log's bound, not reported as a failed
         # fold (the driver's errors are not SQLAlchemy's, which the folder's loop expects).
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None  # a live pooled connection
+        driver = driver_connection(await pooled_connection(conn))
         with suppress(sqlite3.Error):
             cursor = await driver.execute(_SQLITE_CHECKPOINT)
             await cursor.close()

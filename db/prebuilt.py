@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.session import DriverConnection, DriverStatement
+from db.driver_statement import DriverStatement
+from db.pooled import pooled_connection
+from db.session import DriverConnection
 from db.sqlite_driver import SQLiteStatement
 from db.types import instant_columns, with_utc_instants
 
@@ -42,6 +44,6 @@ class Prebuilt:
                 with_utc_instants(zip(columns, row, strict=True), self.instants)
                 for row in await self.sqlite.rows(conn, parameters)
             ]
-        driver = DriverConnection(await conn.get_raw_connection())
+        driver = DriverConnection(await pooled_connection(conn))
         records = await driver.fetch(self.driver.sql, *self.driver.values(parameters))
         return [with_utc_instants(record, self.instants) for record in records]

@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db.loop_reads import LoopConnection, loop_reader
+from db.pooled import driver_connection
 from db.statement_line import LineConnection, checkout, driver_call, statement_line
-
-_POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverStatement:
-    """A statement compiled once as PostgreSQL's driver takes it (``DriverConnection``):
-    its SQL, and for each positional parameter either the name of a value bound per call or
-    (name None) the constant the statement holds (a literal such as ``''``)."""
-
-    sql: str
-    names: tuple[str | None, ...]
-    constants: tuple[Any, ...]
-
-    @classmethod
-    def of(cls, statement: Select[Any], dialect: Dialect | None = None) -> DriverStatement:
-        """``statement`` compiled for ``dialect``'s driver (positional parameters; None:
-        PostgreSQL's asyncpg)."""
-        compiled = statement.compile(dialect=_POSTGRES if dialect is None else dialect)
-        names: list[str | None] = []
-        constants: list[Any] = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            names.append(name if bind.required else None)
-            constants.append(None if bind.required else bind.value)
-        return cls(str(compiled), tuple(names), tuple(constants))
-
-    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
-        """The positional values of one call."""
-        return [
-            parameters[name] if name else constant
-            for name, constant in zip(self.names, self.constants, strict=True)
-        ]
 
 
 class DriverConnection:
@@ -74,9 +38,7 @@ class DriverConnection:
         return rows
 
     async def _run(self, method: str, query: str, args: tuple[object, ...]) -> Any:
-        driver = self._pooled.driver_connection
-        if driver is None:
-            raise DisconnectionError("the pooled connection has no driver connection")
+        driver = driver_connection(self._pooled)
         return await driver_call(driver, method, query, args, self._pooled.invalidate)
 
 

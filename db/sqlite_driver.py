@@ -20,33 +20,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import await_
+
+from db.driver_statement import DriverStatement
+from db.pooled import driver_connection, pooled_connection
 
 _SQLITE = SQLiteDialect_aiosqlite()
 # Forms kept per statement (one per count of each list parameter: a page's keys, say).
 MAX_FORMS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Form:
-    """The SQL of one count of each list parameter, and where each ``?`` takes its value
-    from: (name, index in the list or -1 for a scalar, the constant when name is None)."""
-
-    sql: str
-    slots: tuple[tuple[str | None, int, Any], ...]
-
-    def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            constant if name is None else parameters[name] if index < 0 else parameters[name][index]
-            for name, index, constant in self.slots
-        )
 
 
 class SQLiteStatement:
@@ -66,9 +53,9 @@ class SQLiteStatement:
         binds = self._compiled.binds
         self._lists = tuple(name for name, bind in binds.items() if bind.expanding)
         self.columns = tuple(column.name for column in statement.selected_columns)
-        self._forms: dict[tuple[int, ...], _Form] = {}
+        self._forms: dict[tuple[int, ...], DriverStatement] = {}
 
-    def form(self, parameters: Mapping[str, Any]) -> _Form:
+    def form(self, parameters: Mapping[str, Any]) -> DriverStatement:
         counts = tuple(len(parameters[name]) for name in self._lists)
         form = self._forms.get(counts)
         if form is None:
@@ -78,23 +65,9 @@ class SQLiteStatement:
             self._forms[counts] = form
         return form
 
-    def _build(self, parameters: Mapping[str, Any]) -> _Form:
+    def _build(self, parameters: Mapping[str, Any]) -> DriverStatement:
         state = self._compiled.construct_expanded_state(dict(parameters))
-        expanded = {
-            name: (list_name, index)
-            for list_name, names in (state.parameter_expansion or {}).items()
-            for index, name in enumerate(names)
-        }
-        binds = self._compiled.binds
-        slots: list[tuple[str | None, int, Any]] = []
-        for name in state.positiontup or ():
-            if name in expanded:
-                slots.append((expanded[name][0], expanded[name][1], None))
-            elif binds[name].required:
-                slots.append((name, -1, None))
-            else:
-                slots.append((None, -1, binds[name].value))
-        return _Form(str(state.statement), tuple(slots))
+        return DriverStatement.expanded(self._compiled, state)
 
     async def rows(
         self, conn: AsyncConnection, parameters: Mapping[str, Any]
@@ -105,9 +78,7 @@ class SQLiteStatement:
         values = form.values(parameters)
         if not conn.in_transaction():
             _ = await conn.begin()  # rolled back when the request's connection closes
-        driver = (await conn.get_raw_connection()).driver_connection
-        if driver is None:
-            raise DisconnectionError("the pooled connection has no driver connection")
+        driver = driver_connection(await pooled_connection(conn))
         try:
             rows = await driver.execute_fetchall(form.sql, values)
         except sqlite3.Error as error:

@@ -15,9 +15,11 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.driver_statement import DriverStatement
 from db.loop_reads import LoopConnection
+from db.pooled import pooled_connection
 from db.queries.directory import organization_record, user_record
-from db.session import DriverConnection, DriverStatement, StatementConnection
+from db.session import DriverConnection, StatementConnection
 from db.tables import access_tokens, organizations, users
 from db.types import instant_columns, with_utc_instants
 from domain.records import OrganizationRecord, UserRecord
@@ -147,7 +149,7 @@ async def _principal_row(conn: StatementConnection, digest: str) -> Mapping[str,
         return None if row is None else row._mapping
     else:
         driver = (
-            DriverConnection(await conn.get_raw_connection())
+            DriverConnection(await pooled_connection(conn))
             if isinstance(conn, AsyncConnection)
             else conn
         )

@@ -48,8 +48,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
+from db.driver_statement import DriverStatement
+from db.pooled import pooled_connection
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME, NO_KEY
-from db.session import DriverConnection, DriverStatement
+from db.session import DriverConnection
 from db.sqlite_driver import SQLiteStatement
 from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension
@@ -303,7 +305,7 @@ async def _rollup_rows(
     if not postgres:
         return await _sqlite_statement(shape).rows(conn, parameters)
     compiled = _driver_sql(shape)
-    driver = DriverConnection(await conn.get_raw_connection())
+    driver = DriverConnection(await pooled_connection(conn))
     records = await driver.fetch(compiled.sql, *compiled.values(parameters))
     return [tuple(record) for record in records]
 
