@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.driver import driver_connection, pooled_connection
 from db.engine import writing
 from db.grains import ALL_KEYS_GRAINS, GRAIN_SECONDS
-from db.pooled import driver_connection, pooled_connection
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME
 from domain.dimensions import Dimension
 

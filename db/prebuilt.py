@@ -18,9 +18,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.driver_statement import DriverStatement
-from db.pooled import pooled_connection
-from db.session import DriverConnection
+from db.driver import DriverConnection, DriverStatement, pooled_connection
 from db.sqlite_driver import SQLiteStatement
 from db.types import instant_columns, with_utc_instants
 

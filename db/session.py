@@ -5,42 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from db.driver import DriverConnection
 from db.loop_reads import LoopConnection, loop_reader
-from db.pooled import driver_connection
-from db.statement_line import LineConnection, checkout, driver_call, statement_line
-
-
-class DriverConnection:
-    """PostgreSQL's driver connection (asyncpg's) behind a pooled one, for the statements
-    that skip SQLAlchemy's execution layer (bench/PROPOSALS.md R26, R28).
-
-    A lost connection is handled as SQLAlchemy's execution handles it: the pooled
-    connection is invalidated, so the pool opens a new one instead of handing the dead one
-    to every later request, and the error is raised as a ``DisconnectionError``, which the
-    routes answer with 503 and Retry-After (app.availability). Other errors pass as they are.
-    """
-
-    def __init__(self, pooled: PoolProxiedConnection) -> None:
-        self._pooled = pooled
-
-    async def fetchrow(self, query: str, *args: object) -> Any:
-        return await self._run("fetchrow", query, args)
-
-    async def fetch(self, query: str, *args: object) -> list[Any]:
-        rows: list[Any] = await self._run("fetch", query, args)
-        return rows
-
-    async def _run(self, method: str, query: str, args: tuple[object, ...]) -> Any:
-        driver = driver_connection(self._pooled)
-        return await driver_call(driver, method, query, args, self._pooled.invalidate)
-
+from db.statement_line import LineConnection, checkout, statement_line
 
 # A connection to run one statement on: the driver's own (PostgreSQL), the loop's reader
 # (SQLite on a file), else SQLAlchemy's.

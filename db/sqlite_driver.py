@@ -28,8 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import await_
 
-from db.driver_statement import DriverStatement
-from db.pooled import driver_connection, pooled_connection
+from db.driver import DriverStatement, driver_connection, pooled_connection
 
 _SQLITE = SQLiteDialect_aiosqlite()
 # Forms kept per statement (one per count of each list parameter: a page's keys, say).

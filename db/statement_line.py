@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from db.driver import driver_call
+
 
 async def checkout(sync: Engine) -> PoolProxiedConnection:
     """A connection from the pool of ``sync`` (an async engine's ``sync_engine``), as
@@ -46,26 +48,6 @@ async def checkout(sync: Engine) -> PoolProxiedConnection:
     except sync.dialect.loaded_dbapi.Error as error:
         Connection._handle_dbapi_exception_noconnection(error, sync.dialect, sync)
         raise
-
-
-async def driver_call(
-    driver: Any,
-    method: str,
-    query: str,
-    args: tuple[object, ...],
-    forget: Callable[[Exception], object],
-) -> Any:
-    """``driver.<method>(query, *args)`` on asyncpg's connection; when the connection is
-    lost, ``forget`` it (the pool invalidates it, the line drops it) and raise a
-    ``DisconnectionError`` (503 with Retry-After, app.availability). Other errors pass as
-    they are. One rule for every statement that skips SQLAlchemy's execution layer."""
-    try:
-        return await getattr(driver, method)(query, *args)
-    except Exception as error:
-        if not driver.is_closed():
-            raise
-        forget(error)
-        raise DisconnectionError(f"the database connection was lost: {error}") from error
 
 
 class StatementLine:

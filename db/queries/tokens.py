@@ -15,11 +15,10 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.driver_statement import DriverStatement
+from db.driver import DriverConnection, DriverStatement, pooled_connection
 from db.loop_reads import LoopConnection
-from db.pooled import pooled_connection
 from db.queries.directory import organization_record, user_record
-from db.session import DriverConnection, StatementConnection
+from db.session import StatementConnection
 from db.tables import access_tokens, organizations, users
 from db.types import instant_columns, with_utc_instants
 from domain.records import OrganizationRecord, UserRecord

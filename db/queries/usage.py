@@ -48,10 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from db import grains
-from db.driver_statement import DriverStatement
-from db.pooled import pooled_connection
+from db.driver import DriverConnection, DriverStatement, pooled_connection
 from db.rollup_keys import ALL_KEYS, ALL_OUTCOMES, IMPLIED_OUTCOME, NO_KEY
-from db.session import DriverConnection
 from db.sqlite_driver import SQLiteStatement
 from db.tables import usage_events, usage_pending, usage_rollups
 from domain.dimensions import Dimension

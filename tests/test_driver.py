@@ -1,6 +1,6 @@
 """The driver's statements reach the pooled connection without a greenlet hop, and a
 connection SQLAlchemy would have to revalidate is revalidated as SQLAlchemy does it
-(db/pooled.py)."""
+(db/driver.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy.ext.asyncio.engine as async_engine
 from sqlalchemy import text
 from sqlalchemy.exc import DisconnectionError, ResourceClosedError
 
-from db.pooled import driver_connection, pooled_connection
+from db.driver import driver_connection, pooled_connection
 
 
 @pytest.fixture
