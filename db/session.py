@@ -39,11 +39,18 @@ class RequestDatabase:
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
             if self._connection is None:
-                pooled = await self._checkout()
-                # Around the connection already checked out (by ``statement_connection``
-                # or just now); the engine's ``engine_connect`` events run as in
+                self._refuse_if_closed()
+                engine = self._engine.sync_engine
+                if self._pooled is None:
+                    # Checked out and wrapped in one greenlet hop, as ``AsyncEngine.connect``
+                    # does (a failure to connect raised as it raises it), not two (R41).
+                    sync = await greenlet_spawn(Connection, engine)
+                    self._pooled = sync.connection
+                else:
+                    # Around the connection ``statement_connection`` checked out.
+                    sync = await greenlet_spawn(Connection, engine, self._pooled)
+                # Either way the engine's ``engine_connect`` events run as in
                 # ``AsyncEngine.connect`` (the read engine's isolation level among them).
-                sync = await greenlet_spawn(Connection, self._engine.sync_engine, pooled)
                 self._connection = AsyncConnection(self._engine, sync)
             yield self._connection
 

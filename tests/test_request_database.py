@@ -144,6 +144,38 @@ async def test_the_connection_keeps_the_read_engines_isolation_level(engine, clo
             assert _autocommit(await conn.get_raw_connection()) is False
 
 
+async def test_a_requests_first_connection_is_checked_out_and_wrapped_in_one_hop(
+    engine, clock, is_postgres, monkeypatch
+):
+    """No statement took a pooled connection before (the token's ran on the line or the
+    loop's reader): the checkout and SQLAlchemy's ``Connection`` are made in one greenlet
+    hop, as ``AsyncEngine.connect`` makes them (R41), with the read engine's options, and
+    the connection goes back to the pool at the end."""
+    import db.session as session
+    import db.statement_line as line
+
+    hops: list[object] = []
+    spawn = session.greenlet_spawn
+
+    async def counting(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(fn)
+        return await spawn(fn, *args, **kwargs)
+
+    await make_tenant(engine, now=clock())  # the fixtures' own connections are back
+    for module in (session, line):  # where a request's connection is made
+        monkeypatch.setattr(module, "greenlet_spawn", counting)
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT") if is_postgres else engine
+    before = _checked_out(engine)
+    db = RequestDatabase(reader)
+    async with db.connection() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert _autocommit(await conn.get_raw_connection()) is is_postgres
+    assert len(hops) == 1
+    assert _checked_out(engine) == before + 1
+    await db.close()
+    assert _checked_out(engine) == before
+
+
 def _autocommit(pooled) -> bool:  # type: ignore[no-untyped-def]
     """Whether the driver adapter runs without BEGIN (SQLAlchemy's AUTOCOMMIT on asyncpg
     is the adapter's, the server's level stays READ COMMITTED)."""
