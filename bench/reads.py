@@ -268,6 +268,8 @@ def peer_setup(url: str, info: dict[str, Any]) -> dict[str, str]:
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
         try:
             await connection.execute((PEER / "setup.sql").read_text())
+            # Outside the script's implicit transaction, where VACUUM cannot run.
+            await connection.execute("VACUUM (ANALYZE) peer.daily_usage, peer.daily_totals")
             org = await connection.fetchval(
                 "SELECT id FROM organizations WHERE slug = $1", info["organization"]
             )
