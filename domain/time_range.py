@@ -165,28 +165,36 @@ def billing_cycle(organization: OrganizationRecord, now: datetime) -> tuple[date
     )
 
 
+# Each calendar preset as (granularity, first period, periods) counted from the period that
+# holds now: LAST_30_DAYS is the 30 days ending with today, LAST_MONTH the month before this.
+_PRESET_PERIODS: dict[Preset, tuple[Granularity, int, int]] = {
+    Preset.TODAY: (Granularity.DAY, 0, 1),
+    Preset.YESTERDAY: (Granularity.DAY, -1, 1),
+    Preset.LAST_7_DAYS: (Granularity.DAY, -6, 7),
+    Preset.LAST_30_DAYS: (Granularity.DAY, -29, 30),
+    Preset.LAST_90_DAYS: (Granularity.DAY, -89, 90),
+    Preset.THIS_WEEK: (Granularity.WEEK, 0, 1),
+    Preset.LAST_WEEK: (Granularity.WEEK, -1, 1),
+    Preset.THIS_MONTH: (Granularity.MONTH, 0, 1),
+    Preset.LAST_MONTH: (Granularity.MONTH, -1, 1),
+}
+
+
 def _preset_range(
     preset: Preset, tz: ZoneInfo, now: datetime, organization: OrganizationRecord
 ) -> tuple[datetime, datetime]:
-    wall = now.astimezone(tz).replace(tzinfo=None)
-    today = floor_wall(wall, Granularity.DAY)
-    tomorrow = next_wall(today, Granularity.DAY)
-    week = floor_wall(wall, Granularity.WEEK)
-    month = floor_wall(wall, Granularity.MONTH)
-    walls: dict[Preset, tuple[datetime, datetime]] = {
-        Preset.TODAY: (today, tomorrow),
-        Preset.YESTERDAY: (today - timedelta(days=1), today),
-        Preset.LAST_7_DAYS: (today - timedelta(days=6), tomorrow),
-        Preset.LAST_30_DAYS: (today - timedelta(days=29), tomorrow),
-        Preset.LAST_90_DAYS: (today - timedelta(days=89), tomorrow),
-        Preset.THIS_WEEK: (week, week + timedelta(weeks=1)),
-        Preset.LAST_WEEK: (week - timedelta(weeks=1), week),
-        Preset.THIS_MONTH: (month, add_months(month, 1)),
-        Preset.LAST_MONTH: (add_months(month, -1), month),
-    }
     if preset is Preset.THIS_BILLING_CYCLE:
         return billing_cycle(organization, now)
-    low, high = walls[preset]
+    granularity, first, periods = _PRESET_PERIODS[preset]
+    current = floor_wall(now.astimezone(tz).replace(tzinfo=None), granularity)
+    # Only the asked preset's walls (every request resolves one; R42).
+    if granularity is Granularity.MONTH:
+        low = add_months(current, first)
+        high = add_months(low, periods)
+    else:
+        step = timedelta(weeks=1) if granularity is Granularity.WEEK else timedelta(days=1)
+        low = current + first * step
+        high = low + periods * step
     return local_start(low, tz), local_start(high, tz)
 
 
