@@ -455,7 +455,7 @@ def bench_dataset(
 HEADER = (
     "| db | events | scenario | server | p50 ms c=1 | p99 ms c=1 | req/s c=1 | req/s c={c} "
     "| server CPU ms/req c={c} | GraphQL/plain req/s c={c} | GraphQL/floor req/s c={c} "
-    "| load |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| GraphQL/peer req/s c={c} | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -488,10 +488,13 @@ def _line(row: dict[str, Any], connections: int) -> str:
         if f"{label}_c1" not in row:
             continue
         one, many = row[f"{label}_c1"], row[f"{label}_c{connections}"]
-        ratios = " | "
+        ratios = " |  | "
         if label in ("graphql", "uncached", "before"):
             ratios = " | ".join(
-                _ratio(many, row[f"{other}_c{connections}"]) for other in ("plain", "floor")
+                _ratio(many, row[f"{other}_c{connections}"])
+                if f"{other}_c{connections}" in row
+                else ""
+                for other in ("plain", "floor", "peer")
             )
         lines.append(
             f"| {row['backend']} | {row['size']} | {row['scenario']}{flag} | {label} | "
