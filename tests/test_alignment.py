@@ -3,13 +3,14 @@ time, computed by hand for DST weeks and days in Berlin and at +05:45 (Kathmandu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.periods import local_start
 from domain.plans import Plan
 from domain.presets import Preset
 from domain.records import OrganizationRecord
@@ -173,14 +174,19 @@ def test_the_previous_of_a_to_date_period_moves_by_its_own_length():
 ZONES = ["Europe/Berlin", "Asia/Kathmandu", "America/New_York", "Australia/Lord_Howe", "UTC"]
 
 
+def instants(first_year: int, last_year: int) -> st.SearchStrategy[datetime]:
+    """UTC instants from January 1 of ``first_year`` to December 31 of ``last_year``."""
+    return st.datetimes(
+        min_value=datetime(first_year, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(last_year, 12, 31),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    )
+
+
 @given(
     preset=st.sampled_from(sorted(RUNNING, key=lambda p: p.value)),
     zone=st.sampled_from(ZONES),
-    now=st.datetimes(
-        min_value=datetime(2025, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
-        max_value=datetime(2027, 12, 31),  # noqa: DTZ001
-        timezones=st.just(UTC),
-    ),
+    now=instants(2025, 2027),
 )
 def test_to_date_never_leaves_the_previous_period_and_matches_the_wall_clock(preset, zone, now):
     org = organization(zone, anchor=utc(2025, 1, 31, 14))
@@ -204,3 +210,40 @@ def test_to_date_never_leaves_the_previous_period_and_matches_the_wall_clock(pre
             assert wall(just_before) - wall(aligned.start) < elapsed
     else:
         assert elapsed >= wall(full.end) - wall(full.start) - timedelta(hours=1)
+
+
+def _calendar_days(preset: Preset, today: date) -> tuple[date, date]:
+    """A calendar preset's first day and the day after its last, by date arithmetic alone."""
+    monday = today - timedelta(days=today.weekday())
+    first_of_month = today.replace(day=1)
+    before_month = (first_of_month - timedelta(days=1)).replace(day=1)
+    after_month = (first_of_month + timedelta(days=31)).replace(day=1)
+    tomorrow = today + timedelta(days=1)
+    return {
+        Preset.TODAY: (today, tomorrow),
+        Preset.YESTERDAY: (today - timedelta(days=1), today),
+        Preset.LAST_7_DAYS: (today - timedelta(days=6), tomorrow),
+        Preset.LAST_30_DAYS: (today - timedelta(days=29), tomorrow),
+        Preset.LAST_90_DAYS: (today - timedelta(days=89), tomorrow),
+        Preset.THIS_WEEK: (monday, monday + timedelta(days=7)),
+        Preset.LAST_WEEK: (monday - timedelta(days=7), monday),
+        Preset.THIS_MONTH: (first_of_month, after_month),
+        Preset.LAST_MONTH: (before_month, first_of_month),
+    }[preset]
+
+
+@given(
+    preset=st.sampled_from([p for p in Preset if p is not Preset.THIS_BILLING_CYCLE]),
+    zone=st.sampled_from(ZONES),
+    now=instants(2001, 2039),
+)
+def test_a_calendar_preset_is_its_local_days_whatever_the_instant(preset, zone, now):
+    """Each preset runs from the local midnight of its first day to the one after its
+    last, the days counted from today's local date (across DST changes and odd offsets)."""
+    tz = ZoneInfo(zone)
+    resolved = resolve(preset, zone, now)
+    first, after = _calendar_days(preset, now.astimezone(tz).date())
+    assert (resolved.start, resolved.end) == (
+        local_start(datetime.combine(first, time()), tz),
+        local_start(datetime.combine(after, time()), tz),
+    )

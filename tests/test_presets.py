@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from domain.periods import local_start
-from domain.plans import Plan
-from domain.presets import Preset
-from domain.records import OrganizationRecord
-from domain.time_range import resolve_range
 from tests.factories import graphql, make_tenant
 
 QUERY = """
@@ -118,60 +110,3 @@ async def test_one_request_resolves_a_preset_against_one_now(engine, clock, sett
     organization = body["data"]["organization"]
     assert organization["a"]["range"] == organization["b"]["range"]
     assert organization["c"]["range"]["start"] != organization["a"]["range"]["start"]
-
-
-def _calendar_days(preset: Preset, today: date) -> tuple[date, date]:
-    """A calendar preset's first day and the day after its last, by date arithmetic alone."""
-    monday = today - timedelta(days=today.weekday())
-    first_of_month = today.replace(day=1)
-    before_month = (first_of_month - timedelta(days=1)).replace(day=1)
-    after_month = (first_of_month + timedelta(days=31)).replace(day=1)
-    tomorrow = today + timedelta(days=1)
-    return {
-        Preset.TODAY: (today, tomorrow),
-        Preset.YESTERDAY: (today - timedelta(days=1), today),
-        Preset.LAST_7_DAYS: (today - timedelta(days=6), tomorrow),
-        Preset.LAST_30_DAYS: (today - timedelta(days=29), tomorrow),
-        Preset.LAST_90_DAYS: (today - timedelta(days=89), tomorrow),
-        Preset.THIS_WEEK: (monday, monday + timedelta(days=7)),
-        Preset.LAST_WEEK: (monday - timedelta(days=7), monday),
-        Preset.THIS_MONTH: (first_of_month, after_month),
-        Preset.LAST_MONTH: (before_month, first_of_month),
-    }[preset]
-
-
-ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC"]
-
-
-@given(
-    preset=st.sampled_from([p for p in Preset if p is not Preset.THIS_BILLING_CYCLE]),
-    zone=st.sampled_from(ZONES),
-    now=st.datetimes(
-        min_value=datetime(2001, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
-        max_value=datetime(2039, 12, 31),  # noqa: DTZ001
-        timezones=st.just(UTC),
-    ),
-)
-def test_a_calendar_preset_is_its_local_days_whatever_the_instant(preset, zone, now):
-    """Each preset runs from the local midnight of its first day to the one after its
-    last, the days counted from today's local date (across DST changes and odd offsets)."""
-    tz = ZoneInfo(zone)
-    organization = OrganizationRecord(
-        id=1,
-        slug="o",
-        name="O",
-        plan=Plan.PRO,
-        timezone=zone,
-        credit_allowance=1000,
-        billing_cycle_anchor=utc(2001, 1, 1),
-        created_at=utc(2001, 1, 1),
-        last_event_at=None,
-    )
-    resolved = resolve_range(
-        preset=preset, start=None, end=None, timezone=None, organization=organization, now=now
-    )
-    first, after = _calendar_days(preset, now.astimezone(tz).date())
-    assert (resolved.start, resolved.end) == (
-        local_start(datetime.combine(first, time()), tz),
-        local_start(datetime.combine(after, time()), tz),
-    )
