@@ -2,6 +2,8 @@
 
     python bench/profile_reads.py --dataset postgres-1m --app graphql --scenario a-all --count 500
     python bench/profile_reads.py ... --cprofile          # attribution by layer (tottime)
+    PROFILE_STATS_FILE=/tmp/g.stats python bench/profile_reads.py ... --cprofile
+                                                       # and the pstats file, to compare apps
     python bench/profile_reads.py ... --crossings         # calls handed to aiosqlite's thread
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
         python bench/profile_reads.py ... --count 200       # instructions (load-independent)
@@ -278,6 +280,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["python_calls_per_request"] = round(calls / args.count)
         if args.top:
             stats.sort_stats(args.sort).print_stats(args.top)
+        if os.environ.get("PROFILE_STATS_FILE"):
+            stats.dump_stats(os.environ["PROFILE_STATS_FILE"])
     return result
 
 
