@@ -67,15 +67,16 @@ def floor_wall(wall: datetime, granularity: Granularity) -> datetime:
     return day.replace(day=1)
 
 
-def next_wall(wall: datetime, granularity: Granularity) -> datetime:
-    """The first wall time of the period after the one starting at ``wall``."""
+def next_wall(wall: datetime, granularity: Granularity, periods: int = 1) -> datetime:
+    """The first wall time of the period ``periods`` after the one starting at ``wall``
+    (the next one by default; a negative count goes back)."""
     if granularity is Granularity.HOUR:
-        return wall + timedelta(hours=1)
+        return wall + timedelta(hours=periods)
     if granularity is Granularity.DAY:
-        return wall + timedelta(days=1)
+        return wall + timedelta(days=periods)
     if granularity is Granularity.WEEK:
-        return wall + timedelta(weeks=1)
-    return add_months(wall, 1)
+        return wall + timedelta(weeks=periods)
+    return add_months(wall, periods)
 
 
 def add_months(wall: datetime, months: int) -> datetime:

@@ -188,13 +188,8 @@ def _preset_range(
     granularity, first, periods = _PRESET_PERIODS[preset]
     current = floor_wall(now.astimezone(tz).replace(tzinfo=None), granularity)
     # Only the asked preset's walls (every request resolves one; R42).
-    if granularity is Granularity.MONTH:
-        low = add_months(current, first)
-        high = add_months(low, periods)
-    else:
-        step = timedelta(weeks=1) if granularity is Granularity.WEEK else timedelta(days=1)
-        low = current + first * step
-        high = low + periods * step
+    low = next_wall(current, granularity, first)
+    high = next_wall(low, granularity, periods)
     return local_start(low, tz), local_start(high, tz)
 
 
