@@ -260,12 +260,13 @@ PEER_QUERIES = {
 }
 
 
-def peer_setup(url: str, info: dict[str, Any]) -> dict[str, str]:
+def peer_setup(info: dict[str, Any]) -> dict[str, str]:
     """Build the peer's tables from this dataset's events (bench/peer/setup.sql) and return
     what its documents name: the organization's and key's ids, LAST_30_DAYS as local days."""
 
     async def build() -> tuple[int, int]:
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
+        url = info["url"].replace("postgresql+asyncpg", "postgresql", 1)
+        connection = await asyncpg.connect(url)
         try:
             await connection.execute((PEER / "setup.sql").read_text())
             # Outside the script's implicit transaction, where VACUUM cannot run.
@@ -356,7 +357,7 @@ def bench_dataset(
             raise SystemExit(
                 f"--peer: no {node.relative_to(ROOT)}; run `npm install` in bench/peer"
             )
-        peer_names = peer_setup(info["url"], info)
+        peer_names = peer_setup(info)
         commands["peer"] = ([str(node), "serve.mjs"], PEER_PORT, PEER)
     with ExitStack() as stack:
         processes = {
