@@ -11,7 +11,8 @@ executing it), the plain route (``bench/plain_app.py``, the same SQL and auth wi
 GraphQL) and the floor (``bench/floor_app.py``: the same statements through the same driver
 with no framework, no SQLAlchemy, no GraphQL); ``--before DIR`` adds a fourth, the GraphQL
 app of another checkout (e.g. the commit before a change, run as that checkout's ``serve``
-ran it), so before and after are measured in one run; ``--peer`` adds the peer of issue 17 on
+ran it), so before and after are measured in one run (``--before-uncached``: with its answer
+cache off, to compare executions); ``--peer`` adds the peer of issue 17 on
 PostgreSQL (``bench/peer``: PostGraphile 5 with @graphile/pg-aggregates over daily rollup
 tables built from the same events, for a-all and a-key; run ``npm install`` in bench/peer
 first), its answers checked row for row against creditlens's. Each is pinned to CPU 0 while wrk
@@ -321,6 +322,7 @@ def bench_dataset(
     connections: int,
     scenarios: list[str],
     before: Path | None = None,
+    before_uncached: bool = False,
     rounds: int = 1,
     peer: bool = False,
 ) -> list[dict[str, Any]]:
@@ -369,7 +371,7 @@ def bench_dataset(
                     log,
                     root,
                     {"CREDITLENS_ANSWER_CACHE_BYTES": "0"}
-                    if name == "uncached"
+                    if name == "uncached" or (name == "before" and before_uncached)
                     else {"GRAPHILE_ENV": "production", "NODE_ENV": "production"}
                     if name == "peer"
                     else None,
@@ -527,6 +529,11 @@ def main() -> None:
         "--before", type=Path, help="a checkout whose GraphQL app runs beside, as before"
     )
     parser.add_argument(
+        "--before-uncached",
+        action="store_true",
+        help="run the --before app with its answer cache off: executed against executed",
+    )
+    parser.add_argument(
         "--peer",
         action="store_true",
         help="add PostGraphile over daily tables (bench/peer: npm install there first); "
@@ -552,6 +559,7 @@ def main() -> None:
                     connections=args.connections,
                     scenarios=args.scenarios.split(","),
                     before=args.before,
+                    before_uncached=args.before_uncached,
                     rounds=max(1, args.rounds),
                     peer=args.peer,
                 )

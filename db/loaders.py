@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,21 +24,21 @@ KeyRangeKey = tuple[int, int, datetime, datetime, Outcomes]
 TotalsKey = tuple[int, int | None, datetime, datetime, Outcomes]
 
 
-class Loaders:
-    """The loaders of one request."""
+class Reads:
+    """The loaders' batch reads of one request, on its database.
+
+    Kept apart from :class:`Loaders` so that no loader holds a bound method of the object
+    that holds the loader: that reference cycle kept every request's context, connection
+    and rows for the garbage collector instead of freeing them when the request ended
+    (bench/PROPOSALS.md, R43).
+    """
 
     def __init__(self, db: RequestDatabase) -> None:
-        self._db = db
-        self.endpoint_usage_by_key: DataLoader[KeyRangeKey, list[Share]] = DataLoader(
-            self._endpoint_usage_by_key
-        )
-        # Not a batch but a memo: calls, creditsConsumed and change (and a previous report
-        # asked for twice) share one read of the same totals within a request.
-        self.totals: DataLoader[TotalsKey, Tally] = DataLoader(self._totals)
+        self.db = db
 
-    async def _totals(self, keys: Sequence[TotalsKey]) -> list[Tally]:
+    async def totals(self, keys: Sequence[TotalsKey]) -> list[Tally]:
         found: list[Tally] = []
-        async with self._db.connection() as conn:
+        async with self.db.connection() as conn:
             for organization_id, key_id, start, end, outcomes in keys:
                 found.append(
                     await totals(
@@ -50,6 +51,44 @@ class Loaders:
                     )
                 )
         return found
+
+    async def endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
+        # Keys on one page share a range and filter: group by them, one query for each.
+        groups: dict[tuple[int, datetime, datetime, Outcomes], list[int]] = defaultdict(list)
+        for organization_id, key_id, start, end, outcomes in keys:
+            groups[(organization_id, start, end, outcomes)].append(key_id)
+        found: dict[KeyRangeKey, list[Share]] = {}
+        async with self.db.connection() as conn:
+            for (organization_id, start, end, outcomes), key_ids in groups.items():
+                per_key = await breakdown_per_key(
+                    conn,
+                    organization_id=organization_id,
+                    dimension=Dimension.ENDPOINT,
+                    start=start,
+                    end=end,
+                    api_key_ids=key_ids,
+                    outcomes=outcomes,
+                )
+                for key_id, shares in per_key.items():
+                    found[(organization_id, key_id, start, end, outcomes)] = shares
+        return [found.get(key, []) for key in keys]
+
+
+class Loaders:
+    """The loaders of one request, each built when first used (most requests use none)."""
+
+    def __init__(self, db: RequestDatabase, reads: Reads | None = None) -> None:
+        self._reads = Reads(db) if reads is None else reads
+
+    @functools.cached_property
+    def endpoint_usage_by_key(self) -> DataLoader[KeyRangeKey, list[Share]]:
+        return DataLoader(self._reads.endpoint_usage_by_key)
+
+    @functools.cached_property
+    def totals(self) -> DataLoader[TotalsKey, Tally]:
+        """Not a batch but a memo: calls, creditsConsumed and change (and a previous report
+        asked for twice) share one read of the same totals within a request."""
+        return DataLoader(self._reads.totals)
 
     async def endpoint_usage_of_keys(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
         """What ``endpoint_usage_by_key.load_many(keys)`` gives, for a page's batch: when
@@ -65,7 +104,7 @@ class Loaders:
         for key, claim in zip(keys, claims, strict=True):
             cache.set(key, claim)
         try:
-            values = await self._endpoint_usage_by_key(keys)
+            values = await self._reads.endpoint_usage_by_key(keys)
         except Exception as error:
             for claim in claims:
                 claim.set_exception(error)  # what a load of the key meets, as after a batch
@@ -78,24 +117,3 @@ class Loaders:
         for claim, value in zip(claims, values, strict=True):
             claim.set_result(value)
         return values
-
-    async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
-        # Keys on one page share a range and filter: group by them, one query for each.
-        groups: dict[tuple[int, datetime, datetime, Outcomes], list[int]] = defaultdict(list)
-        for organization_id, key_id, start, end, outcomes in keys:
-            groups[(organization_id, start, end, outcomes)].append(key_id)
-        found: dict[KeyRangeKey, list[Share]] = {}
-        async with self._db.connection() as conn:
-            for (organization_id, start, end, outcomes), key_ids in groups.items():
-                per_key = await breakdown_per_key(
-                    conn,
-                    organization_id=organization_id,
-                    dimension=Dimension.ENDPOINT,
-                    start=start,
-                    end=end,
-                    api_key_ids=key_ids,
-                    outcomes=outcomes,
-                )
-                for key_id, shares in per_key.items():
-                    found[(organization_id, key_id, start, end, outcomes)] = shares
-        return [found.get(key, []) for key in keys]

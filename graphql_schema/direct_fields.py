@@ -298,6 +298,18 @@ class DirectExecution(StrawberryGraphQLCoreExecutionContext):
             or strawberry_schema.exception_handlers
         )
 
+    def release(self) -> None:
+        """Let go of this executor's helpers once its run is over.
+
+        graphql-core gives every executor ``async_helpers`` holding two of its own bound
+        methods: a reference cycle, so the executor, the request's context and everything
+        hanging from them outlived the request until the garbage collector came by (about
+        one collection every six reports, each walking those leftovers; bench/PROPOSALS.md,
+        R43). Nothing reads the helpers after the run; without the cycle they are freed
+        when the request drops the executor.
+        """
+        del self.async_helpers
+
     @property
     def plannable(self) -> bool:
         """Whether a document's plan may run on this executor (``graphql_schema.

@@ -237,6 +237,7 @@ class KnownOperations:
             return None
         # Anything raised (declined, an error, a schema graphql-core refuses) is for the
         # usual way to meet and report.
+        executor: object = None
         try:
             executor = schema.execution_context_class.build(
                 schema._schema, known.document, raw_variable_values=variable_values, **arguments
@@ -247,6 +248,9 @@ class KnownOperations:
             data = await PlannedRun(executor).run(plan)
         except Exception:
             return None
+        finally:
+            if isinstance(executor, DirectExecution):
+                executor.release()
         return ExecutionResult(data=data, errors=None, extensions={})
 
 

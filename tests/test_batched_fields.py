@@ -21,7 +21,7 @@ from strawberry.types import Info
 from strawberry.types.graphql import OperationType
 
 import graphql_schema.known_operations as known_operations
-from db.loaders import Loaders
+from db.loaders import Reads
 from graphql_schema.batching import BatchExecution, batch_of
 from graphql_schema.execution import RowExecution
 from graphql_schema.query_plans import PlannedRun
@@ -177,7 +177,7 @@ async def test_a_page_of_keys_answers_as_the_ordinary_path(
 
 async def test_the_page_is_read_through_one_batch(keys, batches, monkeypatch):
     client, _, tenant = keys
-    reads = count_answers(monkeypatch, Loaders, "_endpoint_usage_by_key")
+    reads = count_answers(monkeypatch, Reads, "endpoint_usage_by_key")
     body = (await graphql(client, tenant.token, PAGE)).json()
     nodes = body["data"]["organization"]["apiKeys"]["nodes"]
     assert len(nodes) == 6  # key-0 made no call: it does not exist

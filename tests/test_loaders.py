@@ -14,26 +14,46 @@ from typing import Any
 
 import pytest
 
-from db.loaders import KeyRangeKey, Loaders
+from db.loaders import KeyRangeKey, Loaders, Reads
 from db.queries.directory import find_api_key
 from db.session import RequestDatabase
 from domain.records import Share
 from tests.factories import STORAGE, tenant_with_daily_calls
 
 
-class CountedLoaders(Loaders):
-    """The real loaders, counting their reads; a read may be held at a gate."""
+class CountedReads(Reads):
+    """The real reads, counted; a read may be held at a gate."""
 
     def __init__(self, db: RequestDatabase) -> None:
         super().__init__(db)
         self.reads: list[list[KeyRangeKey]] = []
         self.gate: asyncio.Event | None = None
 
-    async def _endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
+    async def endpoint_usage_by_key(self, keys: Sequence[KeyRangeKey]) -> list[list[Share]]:
         self.reads.append(list(keys))
         if self.gate is not None:
             await self.gate.wait()
-        return await super()._endpoint_usage_by_key(keys)
+        return await super().endpoint_usage_by_key(keys)
+
+
+class CountedLoaders(Loaders):
+    """The real loaders over counted reads (``reads``, ``gate``: those of the reads)."""
+
+    def __init__(self, db: RequestDatabase) -> None:
+        self.counted = CountedReads(db)
+        super().__init__(db, self.counted)
+
+    @property
+    def reads(self) -> list[list[KeyRangeKey]]:
+        return self.counted.reads
+
+    @property
+    def gate(self) -> asyncio.Event | None:
+        return self.counted.gate
+
+    @gate.setter
+    def gate(self, gate: asyncio.Event | None) -> None:
+        self.counted.gate = gate
 
 
 @pytest.fixture(params=STORAGE)

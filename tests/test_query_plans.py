@@ -15,6 +15,7 @@ order and the same number of times.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Annotated, Any
 
 import pytest
@@ -30,6 +31,7 @@ from tests.factories import (
     STORAGE,
     add_user,
     answered_both_ways,
+    graphql,
     known_schema,
     make_tenant,
     tenant_with_daily_calls,
@@ -114,6 +116,39 @@ async def test_a_plan_answers_as_the_executor_does(
         assert repr(with_plan) == repr(without)
     assert bool(with_plan.get("errors")) is failing, with_plan
     assert planned[0] == (2 if plans else 0)
+
+
+# Where the objects of a request come from: a cycle among them outlives the request.
+OURS = ("app.", "db.", "domain.", "resolvers.", "graphql_schema.", "graphql.", "strawberry.")
+
+
+@pytest.mark.parametrize("query", [KEYED, REPORT, PAGE], ids=["keyed", "report", "page"])
+async def test_a_planned_report_leaves_no_reference_cycles(tenant, query, planned):
+    """Everything a planned request made is freed when it ends, by reference counting alone:
+    a cycle (a loader holding a bound method of its owner, graphql-core's executor holding
+    its own methods) kept the request's context, connection and rows for the garbage
+    collector, whose collections then walked them (bench/PROPOSALS.md, R43)."""
+    client, _, owner = tenant
+    assert (await graphql(client, owner.token, query)).status_code == 200  # the plan is made
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            answer = (await graphql(client, owner.token, query)).json()
+            assert "errors" not in answer, answer
+        gc.collect()
+        left = sorted(
+            {
+                f"{type(item).__module__}.{type(item).__qualname__}"
+                for item in gc.garbage
+                if type(item).__module__.startswith(OURS)
+            }
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert planned[0] == 4
+    assert left == []
 
 
 @pytest.mark.parametrize("role", ["member", "free"])
