@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.availability import RETRY_AFTER_SECONDS, is_outage, unavailable
+from app.logging import log_info
 from app.metrics import Metrics
 from domain.errors import CreditLensError
 from graphql_schema.error_codes import INTERNAL_MESSAGE
@@ -88,9 +89,10 @@ class RequestObserver:
             path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
             self.metrics.request(path, status, elapsed)
             state = scope.get("state", {})
-            log.info(
+            log_info(
+                log,
                 message,
-                extra={
+                {
                     "request_id": request_id,
                     "method": scope["method"],
                     "path": scope["path"],
