@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TextIO, cast
 
 from app.settings import Settings
 
@@ -202,12 +202,12 @@ def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) ->
     """
     if not logger.isEnabledFor(logging.INFO):
         return
-    handler = _only_handler(logger)
-    formatter = None if handler is None else handler.formatter
+    route = _only_handler(logger)
     line = None
-    if isinstance(formatter, PlainFormatter | JsonFormatter):
+    if route is not None:
+        handler, formatter = route
         line = formatter.line(time.time(), "INFO", logger.name, message, fields)
-    if handler is None or line is None:
+    if route is None or line is None:
         logger.info(message, extra=fields)
         return
     handler.acquire()
@@ -226,24 +226,28 @@ def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) ->
         handler.release()
 
 
-def _only_handler(logger: logging.Logger) -> _StderrHandler | None:
-    """Our stderr handler when it is the one handler an INFO record of ``logger`` reaches
-    and nothing on the way filters, else None."""
-    found: _StderrHandler | None = None
+def _only_handler(
+    logger: logging.Logger,
+) -> tuple[_StderrHandler, PlainFormatter | JsonFormatter] | None:
+    """Our stderr handler and its formatter (exactly ours, not a subclass that may format
+    otherwise) when it is the one handler an INFO record of ``logger`` reaches and nothing
+    on the way filters, else None."""
+    found: tuple[_StderrHandler, PlainFormatter | JsonFormatter] | None = None
     current: logging.Logger | None = logger
     while current is not None:
         if current.filters or current.disabled:
             return None
         for handler in current.handlers:
+            formatter = handler.formatter
             if (
                 found is not None
                 or type(handler) is not _StderrHandler
                 or handler.filters
                 or handler.level > logging.INFO
-                or type(handler.formatter) not in (PlainFormatter, JsonFormatter)
+                or type(formatter) not in (PlainFormatter, JsonFormatter)
             ):
                 return None
-            found = handler
+            found = (handler, cast(PlainFormatter | JsonFormatter, formatter))
         if not current.propagate:
             break
         current = current.parent

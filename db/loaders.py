@@ -77,8 +77,8 @@ class Reads:
 class Loaders:
     """The loaders of one request, each built when first used (most requests use none)."""
 
-    def __init__(self, db: RequestDatabase, reads: Reads | None = None) -> None:
-        self._reads = Reads(db) if reads is None else reads
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
 
     @functools.cached_property
     def endpoint_usage_by_key(self) -> DataLoader[KeyRangeKey, list[Share]]:

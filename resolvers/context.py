@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from db.loaders import Loaders
+from db.loaders import Loaders, Reads
 from db.session import RequestDatabase
 from domain.clock import Clock
 from domain.records import OrganizationRecord, UserRecord
@@ -121,6 +121,6 @@ class Context:
     freshness: Freshness = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db)
+        self.loaders = Loaders(Reads(self.db))
         self.freshness = Freshness()
         self.clock = _CountedClock(self.clock, self.freshness)

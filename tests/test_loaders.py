@@ -41,7 +41,7 @@ class CountedLoaders(Loaders):
 
     def __init__(self, db: RequestDatabase) -> None:
         self.counted = CountedReads(db)
-        super().__init__(db, self.counted)
+        super().__init__(self.counted)
 
     @property
     def reads(self) -> list[list[KeyRangeKey]]:
