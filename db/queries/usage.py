@@ -341,6 +341,7 @@ def _rollup_call(
         tuple(sorted(set(seconds))) if ranges else tuple(seconds),
         len(spans),
         query.keys is not None,
+        query.keys is not None and len(query.keys) == 1,
         _Outcomes.of(query),
         query.outcomes is not None,
         query.by_key,
@@ -363,7 +364,9 @@ def _rollup_call(
     for index, span in enumerate(spans):
         parameters[f"tail_low_{index}"] = span.low // grains.MICROS
         parameters[f"tail_high_{index}"] = span.high // grains.MICROS
-    if query.keys is not None:
+    if shape.one_key:
+        parameters["key"] = query.keys[0]  # type: ignore[index]
+    elif query.keys is not None:
         parameters["keys"] = query.keys
     if query.outcomes is not None:
         parameters["outcomes"] = query.outcomes
@@ -379,6 +382,12 @@ class _Shape:
     grains: tuple[int, ...]
     tail_spans: int
     keys: bool
+    # One key, bound as a value (``= :key``), not as a list of one. PostgreSQL estimates
+    # ``= ANY(:keys)`` for an array of any length, so the generic plan of a key's report
+    # looked dearer than a custom one and it planned the statement again at every run:
+    # 0.18 ms of server time a report where the generic plan takes 0.11
+    # (bench/PROPOSALS.md, R44).
+    one_key: bool
     outcomes: _Outcomes
     outcome_filter: bool  # an ``outcomes`` parameter (tail rows are filtered by it)
     by_key: bool
@@ -446,7 +455,7 @@ def _rollup_shape(shape: _Shape) -> Select[Any]:
             r.bucket < high,
         )
         if shape.keys:
-            branch = branch.where(_among(shape, r.api_key_id, keys))
+            branch = branch.where(_of_keys(shape, r.api_key_id, keys))
         elif not shape.by_key:
             # one row per bucket and value
             branch = branch.where(r.api_key_id == _constant(ALL_KEYS, BigInteger))
@@ -512,6 +521,15 @@ def _among(
     return column == any_(values) if shape.arrays else column.in_(values)
 
 
+def _of_keys(
+    shape: _Shape, column: ColumnElement[Any], keys: BindParameter[Any]
+) -> ColumnElement[bool]:
+    """``column`` is the one key filtered on (``_Shape.one_key``), or one of the keys."""
+    if shape.one_key:
+        return column == bindparam("key", type_=BigInteger)
+    return _among(shape, column, keys)
+
+
 def _constant(value: int, type_: type[Integer] | type[BigInteger]) -> ColumnElement[Any]:
     """An integer of the statement's shape, written into its SQL (see ``_rollup_shape``)."""
     return literal_column(str(int(value)), type_)
@@ -561,7 +579,7 @@ def _pending_branches(
             p.epoch < bindparam(f"tail_high_{index}"),
         )
         if shape.keys:
-            branch = branch.where(_among(shape, p.api_key_id, keys))
+            branch = branch.where(_of_keys(shape, p.api_key_id, keys))
         if shape.outcome_filter:
             branch = branch.where(_among(shape, p.outcome, outcomes))
         branches.append(branch)
