@@ -35,6 +35,11 @@ class RequestDatabase:
         self._connection: AsyncConnection | None = None
         self._closed = False
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the request reads with."""
+        return self._engine
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:

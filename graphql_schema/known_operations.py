@@ -42,10 +42,10 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from domain.recent import Recent
 from graphql_schema.direct_fields import DirectExecution
 from graphql_schema.error_codes import HTTP_LEVEL, coded, masked, request_id_of
 from graphql_schema.limits.cost import CostLimits, CostMemo
-from graphql_schema.limits.recent import Recent
 from graphql_schema.query_plans import PlannedRun, plan_query
 from graphql_schema.validation import Validator
 

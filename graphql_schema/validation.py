@@ -23,7 +23,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from graphql_schema.limits.recent import Recent
+from domain.recent import Recent
 from graphql_schema.literals import NumberLiterals
 
 # The rules strawberry adds to every validation (``strawberry.schema.schema``).

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from db.loaders import KeyRangeKey
 from db.queries import reports
-from db.queries.directory import api_keys_by_id, find_api_key
+from db.queries.directory import api_keys_by_id, find_api_key, known_key_ids
 from db.queries.directory import users_by_id as load_users
 from db.queries.usage import RawScanTooLarge
 from db.rollup_keys import NO_KEY
@@ -72,14 +72,21 @@ class Bucket:
 async def resolve_key(context: Context, key_id: str | None) -> int | None:
     """The internal id of the viewer organization's key ``key_id``.
 
-    A key of another organization answers exactly like a key that does not exist.
+    A key of another organization answers exactly like a key that does not exist. An id
+    found once is kept for the worker's next requests (``known_key_ids``: it never changes).
     """
     if key_id is None:
         return None
+    known = known_key_ids(context.db.engine)
+    memo_key = (context.organization.id, key_id)
+    found = known.get(memo_key)
+    if found is not None:
+        return found
     async with context.db.connection() as conn:
         key = await find_api_key(conn, organization_id=context.organization.id, external_id=key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id!r}.", field="keyId")
+    known.put(memo_key, key.id)
     return key.id
 
 

@@ -23,9 +23,9 @@ from graphql import (
 
 from app.main import create_app
 from app.settings import Settings
+from domain.recent import Recent
 from graphql_schema.limits.cost import MAX_COST, CostLimits, CostMemo, estimate_cost
 from graphql_schema.limits.document import max_depth_rule
-from graphql_schema.limits.recent import Recent
 from graphql_schema.schema import build_schema
 from tests.factories import graphql, make_tenant
 

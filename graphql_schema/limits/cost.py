@@ -64,8 +64,8 @@ from strawberry.extensions import SchemaExtension
 
 from domain.periods import SHORTEST, Granularity
 from domain.presets import LONGEST, Preset
+from domain.recent import Recent
 from graphql_schema.limits.errors import too_complex
-from graphql_schema.limits.recent import Recent
 
 E = TypeVar("E", bound=Enum)
 

@@ -1,4 +1,6 @@
-"""A small least-recently-used memo for results of document analysis."""
+"""A small least-recently-used memo: what was worked out or read once, kept within a bound
+(document analysis per schema, ``graphql_schema``; key ids per database, ``db.queries.
+directory``)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ V = TypeVar("V")
 class Recent(Generic[V]):
     """The last ``maxsize`` results by key, least recently used forgotten first.
 
-    Shared by every request of one schema (the event loop runs one request at a time
-    through it, so no lock is needed); bounded, so unique documents cannot grow memory.
+    Shared by every request of a worker (the event loop runs one request at a time through
+    it, so no lock is needed); bounded, so unique keys cannot grow memory.
     """
 
     def __init__(self, maxsize: int) -> None:
