@@ -364,10 +364,11 @@ def _rollup_call(
     for index, span in enumerate(spans):
         parameters[f"tail_low_{index}"] = span.low // grains.MICROS
         parameters[f"tail_high_{index}"] = span.high // grains.MICROS
-    if shape.one_key:
-        parameters["key"] = query.keys[0]  # type: ignore[index]
-    elif query.keys is not None:
-        parameters["keys"] = query.keys
+    if query.keys is not None:
+        if shape.one_key:
+            parameters["key"] = query.keys[0]
+        else:
+            parameters["keys"] = query.keys
     if query.outcomes is not None:
         parameters["outcomes"] = query.outcomes
     return shape, parameters
