@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -64,6 +65,29 @@ async def test_one_keys_report_equals_its_share_of_every_keys(client, engine, cl
             # the same key as a list of two (the array form) answers the same
             twice = await reports.totals(conn, **window, end=now, api_key_ids=[key, key])
             assert (twice.calls, twice.credits) == shares[key]
+
+
+async def test_a_keys_daily_series_in_a_half_hour_zone_equals_the_array_forms(
+    client, engine, clock
+):
+    # Local days of +05:30 are off the UTC hour: many pieces, read through the ranges'
+    # arrays on PostgreSQL (``_Shape.ranges``), with the key bound inside each range's read.
+    now = clock()
+    tenant, keys = await _tenant_with_keys(client, engine, now)
+    zone = ZoneInfo("Asia/Kolkata")
+    end = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    edges = [end - timedelta(days=30 - day) for day in range(31)]
+    window = {"organization_id": tenant.organization_id}
+    async with engine.connect() as conn:
+        for key in keys:
+            alone = await reports.series(conn, **window, edges=edges, api_key_ids=[key])
+            twice = await reports.series(conn, **window, edges=edges, api_key_ids=[key, key])
+            assert alone == twice
+            total = await reports.totals(
+                conn, **window, start=edges[0], end=edges[-1], api_key_ids=[key]
+            )
+            assert sum(day.calls for day in alone) == total.calls > 0
+            assert sum(day.credits for day in alone) == total.credits
 
 
 def test_a_single_keys_statement_names_the_key_as_one_value():
