@@ -44,6 +44,7 @@ import resource
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -230,8 +231,12 @@ def fetch(url: str, token: str, body: dict[str, Any] | None) -> Any:
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        # Say which server refused, and how: the servers answer on several ports.
+        raise SystemExit(f"{url} answered {error.code}: {error.read()[:300]!r}") from error
 
 
 def _credits(document: Any) -> int:
