@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -20,6 +20,16 @@ T = TypeVar("T")
 WRITE_ATTEMPTS = 5
 # PostgreSQL: deadlock, serialization failure. SQLite: busy past its timeout.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
+
+
+def engine_itself(engine: AsyncEngine) -> Engine:
+    """The engine itself, not a copy with other execution options (the read engine,
+    ``engine.execution_options(...)``): a copy shares the engine's pool and database, and
+    only the engine itself hears of its disposal, so what is kept per engine is keyed by
+    this (the statement line, known key ids)."""
+    sync = engine.sync_engine
+    proxied: Engine = getattr(sync, "_proxied", sync)
+    return proxied
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:

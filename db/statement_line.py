@@ -36,6 +36,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db.driver import driver_call
+from db.engine import engine_itself
 
 
 async def checkout(sync: Engine) -> PoolProxiedConnection:
@@ -128,9 +129,7 @@ _LINES: weakref.WeakKeyDictionary[Any, StatementLine | None] = weakref.WeakKeyDi
 def statement_line(engine: AsyncEngine) -> StatementLine | None:
     """The engine's line: one per engine (so per worker), closed with it; None unless the
     engine is PostgreSQL's."""
-    # The engine itself, not a copy with other execution options (the read engine): they
-    # share its pool, and only the engine itself hears of its disposal.
-    sync = getattr(engine.sync_engine, "_proxied", engine.sync_engine)
+    sync = engine_itself(engine)
     if sync in _LINES:
         return _LINES[sync]
     line = None

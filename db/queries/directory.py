@@ -13,6 +13,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
 from db.data_version import bump
+from db.engine import engine_itself
 from db.prebuilt import Prebuilt
 from db.tables import api_keys, organizations, users
 from domain.plans import Plan
@@ -189,12 +190,10 @@ def known_key_ids(engine: AsyncEngine) -> Recent[int]:
     organization too). Ids are read from the database they belong to: a test or a tool
     with another database has another engine, hence another memo.
     """
-    # The engine itself, not a copy with other execution options (the read engine): they
-    # share its database (``db.statement_line`` keys its line the same way).
-    sync = getattr(engine.sync_engine, "_proxied", engine.sync_engine)
-    known = _KEY_IDS.get(sync)
+    itself = engine_itself(engine)
+    known = _KEY_IDS.get(itself)
     if known is None:
-        known = _KEY_IDS[sync] = Recent(KEY_IDS_KEPT)
+        known = _KEY_IDS[itself] = Recent(KEY_IDS_KEPT)
     return known
 
 
